@@ -1,0 +1,3 @@
+from gitops_mail.cli import console_main
+
+console_main()

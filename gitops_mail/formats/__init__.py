@@ -1,0 +1,1 @@
+"""chasquid's own file formats: pure parsers and renderers (no I/O)."""
