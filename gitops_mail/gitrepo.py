@@ -1,0 +1,327 @@
+"""The only module that touches git: read any revision, write new commits.
+
+Reads use git's plumbing through ``procs.run`` and never import GitPython:
+``import git`` alone costs 150-200 ms, more than the whole time budget of
+``gitops-mail validate``. A revision is read with three processes, whatever
+its size: ``rev-parse`` (the commit id), ``ls-tree -r -z`` (paths, modes and
+blob ids) and one ``cat-file --batch`` fed every blob id at once, whose output
+is split by the byte counts in its headers. Only the commit's tree is read,
+never the working tree, so bare repos, CI checkouts and dirty work trees all
+give the same answer.
+
+Writes (init, add, commit) go through GitPython, imported inside the functions
+that write, so commands that only read never pay for it.
+
+Reads run without the repository-location variables a git hook sets
+(``GIT_DIR``, ``GIT_WORK_TREE``, ...), so the ``repo`` argument always wins;
+the object-directory variables stay, so a pre-receive hook can read the pushed
+objects still held in quarantine. Writes run in the caller's environment
+(GitPython adds to it and cannot remove from it): do not call them from a hook.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_mail import procs
+from gitops_mail.errors import CommandError, RepoError
+from gitops_mail.localfs import write_tree
+from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, Entry, Snapshot
+
+_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
+_DEFAULT_NAME = "gitops-mail"
+_DEFAULT_EMAIL = "gitops-mail@localhost"
+_NOT_A_REPO_HINT = "pass --repo PATH, or run inside a checkout of the conf repo"
+
+
+def resolve_revision(repo: Path, rev: str = "HEAD") -> str:
+    """The full commit id that ``rev`` (a branch, tag, short or full id) names."""
+    if not rev.startswith("-"):
+        found = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if found.returncode == 0:
+            return found.text.strip()
+    raise _bad_revision(repo, rev)
+
+
+def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
+    """Every file of the commit ``rev`` names, read from git objects only."""
+    commit = resolve_revision(repo, rev)
+    listing = _list_tree(repo, commit)
+    blobs = _read_blobs(repo, sorted({oid for _, mode, oid in listing if mode != MODE_GITLINK}))
+    files = {
+        path: Entry(b"" if mode == MODE_GITLINK else blobs[oid], mode)
+        for path, mode, oid in listing
+    }
+    return Snapshot(
+        files=files,
+        source=f"{rev} ({commit[:7]})",
+        revision=commit,
+        directories=_parents(files),
+    )
+
+
+def parent_revision(repo: Path, rev: str = "HEAD") -> str | None:
+    """The full id of the first parent of ``rev``; ``None`` for a first commit."""
+    commit = resolve_revision(repo, rev)
+    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
+    return found.text.strip() if found.returncode == 0 else None
+
+
+def repo_toplevel(path: Path) -> Path:
+    """The top of the work tree ``path`` is in, or the git dir of a bare repo."""
+    where = _locate(path)
+    if not where.inside_work_tree:
+        return where.git_dir
+    return Path(_git(path, "rev-parse", "--show-toplevel").text.strip())
+
+
+def is_bare(repo: Path) -> bool:
+    return _locate(repo).bare
+
+
+def changed_paths(repo: Path, old: str, new: str) -> list[str]:
+    """Paths whose content, mode or type differ between two commits (renames as two)."""
+    old_id, new_id = resolve_revision(repo, old), resolve_revision(repo, new)
+    out = _git(repo, "diff-tree", "-r", "-z", "--no-renames", "--name-only", old_id, new_id)
+    return sorted(_decode(path) for path in out.stdout.split(b"\0") if path)
+
+
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of two commits, or ``None`` for unrelated histories."""
+    a_id, b_id = resolve_revision(repo, a), resolve_revision(repo, b)
+    found = _git(repo, "merge-base", a_id, b_id, check=False)
+    if found.returncode == 1 and not found.stdout.strip():
+        return None
+    if found.returncode != 0:
+        raise CommandError(found.argv, found.returncode, found.text, _text(found.stderr))
+    return found.text.strip()
+
+
+def init_repo(
+    directory: Path, files: Mapping[str, Entry], message: str, *, branch: str = "main"
+) -> str:
+    """Create a repo on ``branch`` holding ``files`` in one first commit; its id."""
+    _refuse_git_paths(files)
+    created = _prepare_empty_directory(directory)
+    try:
+        identity = _identity(directory)
+        _write(directory, "init", "--quiet", f"--initial-branch={branch}")
+        write_tree(directory, files)
+        _write(directory, "add", "--all")
+        _write(directory, "commit", "--quiet", "--allow-empty", "-m", message, env=identity)
+    except BaseException:
+        _undo_init(directory, created)
+        raise
+    return resolve_revision(directory)
+
+
+def commit_paths(repo: Path, paths: Sequence[str], message: str) -> str:
+    """Stage ``paths`` (relative to the work tree top) and commit only them; the new id.
+
+    Other staged or unstaged changes in the checkout stay as they were.
+    """
+    if not _locate(repo).inside_work_tree:
+        raise RepoError(
+            f"{_shown(repo)} has no working tree to commit from",
+            hint="run this in a checkout (git clone) of the conf repo",
+        )
+    if not paths:
+        raise RepoError("nothing to commit: no paths given")
+    top = repo_toplevel(repo)
+    env = {"GIT_LITERAL_PATHSPECS": "1", **_identity(top)}
+    _write(top, "add", "--all", "--", *paths, env=env)
+    quiet_diff = ("--literal-pathspecs", "diff", "--cached", "--quiet", "--", *paths)
+    staged = _git(top, *quiet_diff, check=False)
+    if staged.returncode == 0:
+        raise RepoError(f"nothing to commit: {', '.join(paths)} unchanged in {top}")
+    _write(top, "commit", "--quiet", "-m", message, "--", *paths, env=env)
+    return resolve_revision(top)
+
+
+# --- reading ---------------------------------------------------------------
+
+
+def _git(
+    repo: Path,
+    *args: str,
+    input: bytes | None = None,
+    check: bool = True,
+) -> procs.Result:
+    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    env["LC_ALL"] = "C"
+    return procs.run(["git", "-C", repo, *args], input=input, env=env, check=check)
+
+
+def _list_tree(repo: Path, commit: str) -> list[tuple[str, int, str]]:
+    """``(path, mode, object id)`` for every non-tree entry of ``commit``."""
+    out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
+    listing = []
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, _type, oid = meta.decode("ascii").split(" ")
+        listing.append((_decode(path), _mode(mode), oid))
+    return listing
+
+
+def _read_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
+    """Contents of every blob, from one ``cat-file --batch``; headers give byte counts."""
+    if not oids:
+        return {}
+    out = _git(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in oids).encode())
+    data, pos, blobs = out.stdout, 0, {}
+    for oid in oids:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        if len(header) != 3:
+            raise RepoError(
+                f"object {oid} is missing from {_shown(repo)}",
+                hint="the clone may be partial or damaged: run `git fsck`, or fetch again",
+            )
+        size = int(header[2])
+        blobs[oid] = data[end + 1 : end + 1 + size]
+        pos = end + 1 + size + 1  # contents are followed by one newline
+    return blobs
+
+
+def _mode(text: str) -> int:
+    """git's mode as an int; old-style 100664 file modes fold into 100644."""
+    mode = int(text, 8)
+    if mode & 0o170000 == 0o100000:
+        return MODE_EXEC if mode & 0o100 else MODE_FILE
+    return mode
+
+
+def _parents(paths: Mapping[str, Entry]) -> frozenset[str]:
+    """Every directory above some file: git has no empty directories."""
+    found: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in found:
+            found.add(parent)
+            parent = parent.rpartition("/")[0]
+    return frozenset(found)
+
+
+def _decode(path: bytes) -> str:
+    return path.decode("utf-8", "surrogateescape")
+
+
+def _shown(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+@dataclass(frozen=True)
+class _Location:
+    bare: bool
+    inside_work_tree: bool
+    git_dir: Path
+
+
+def _locate(path: Path) -> _Location:
+    """Where ``path`` is in git's terms; RepoError when it is in no repository."""
+    flags = ("--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir")
+    found = _git(path, "rev-parse", *flags, check=False)
+    if found.returncode != 0:
+        raise _not_a_repo(path, _text(found.stderr))
+    bare, inside, git_dir = found.text.split("\n")[:3]
+    return _Location(bare == "true", inside == "true", Path(git_dir))
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _not_a_repo(path: Path, stderr: str) -> RepoError:
+    shown = _shown(path)
+    if "dubious ownership" in stderr:
+        return RepoError(
+            f"git refuses to read {shown}: it belongs to another user",
+            hint=f"if you trust it, run: git config --global --add safe.directory {shown}",
+        )
+    return RepoError(f"{shown} is not a git repository", hint=_NOT_A_REPO_HINT)
+
+
+def _bad_revision(repo: Path, rev: str) -> RepoError:
+    _locate(repo)
+    has_refs = _git(repo, "for-each-ref", "--count=1").stdout.strip()
+    has_head = _git(repo, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    if not has_refs and has_head.returncode != 0:
+        return RepoError(
+            f"{_shown(repo)} has no commits yet",
+            hint="commit something first, or use --worktree to read the files on disk",
+        )
+    return RepoError(
+        f"no revision {rev!r} in {_shown(repo)}",
+        hint="check the name with `git log --oneline`, or `git fetch` first if it is remote",
+    )
+
+
+# --- writing ---------------------------------------------------------------
+
+
+def _write(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run one git command that writes, through GitPython; RepoError with git's words."""
+    import git  # noqa: PLC0415 - GitPython is slow to import; only writes need it
+
+    status, stdout, stderr = git.Git(str(cwd)).execute(
+        ["git", *args], with_extended_output=True, with_exceptions=False, env=env
+    )
+    if status != 0:
+        detail = str(stderr).strip() or str(stdout).strip()
+        raise RepoError(f"git {args[0]} failed in {cwd}: {detail}")
+    return str(stdout)
+
+
+def _identity(cwd: Path) -> dict[str, str]:
+    """Author/committer variables to set because nothing else names them."""
+    pattern = r"^(user|author|committer)\.(name|email)$"
+    found = _git(cwd, "config", "--get-regexp", pattern, check=False)
+    configured = {line.split(" ", 1)[0] for line in found.text.splitlines()}
+    env = {}
+    for role in ("author", "committer"):
+        for field, default in (("name", _DEFAULT_NAME), ("email", _DEFAULT_EMAIL)):
+            variable = f"GIT_{role.upper()}_{field.upper()}"
+            known = {f"user.{field}", f"{role}.{field}"} & configured
+            if not known and variable not in os.environ:
+                env[variable] = default
+    return env
+
+
+def _refuse_git_paths(files: Mapping[str, Entry]) -> None:
+    for path in files:
+        if ".git" in (part.lower() for part in path.split("/")):
+            raise RepoError(
+                f"refusing to write {path!r}: git's own directory cannot be part of a commit",
+                hint="remove the .git entries from the files to commit",
+            )
+
+
+def _prepare_empty_directory(directory: Path) -> bool:
+    """Check ``directory`` is new or empty; True when it did not exist yet."""
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        return True
+    if not directory.is_dir() or any(directory.iterdir()):
+        raise RepoError(
+            f"{_shown(directory)} is not empty",
+            hint="choose a new or empty directory so nothing there is overwritten",
+        )
+    return False
+
+
+def _undo_init(directory: Path, created: bool) -> None:
+    """Remove what a failed ``init_repo`` made: the directory, or what is inside it."""
+    if created:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
