@@ -1,0 +1,241 @@
+"""The users database as data, and the text layer under ``formats.users``.
+
+Three pieces that work on the text itself: a fast reader for the layout that
+chasquid-util and ``render_users`` write, checked against the protobuf library
+by property tests; a scanner that finds each entry's line in any text the
+library accepted (and the whitespace Go refuses but the library takes); and
+Go's way of quoting bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from google.protobuf import text_encoding
+
+
+@dataclass(frozen=True)
+class Scrypt:
+    log_n: int
+    r: int
+    p: int
+    key_len: int
+    salt: bytes
+    encrypted: bytes
+
+
+@dataclass(frozen=True)
+class Plain:
+    password: bytes
+
+
+@dataclass(frozen=True)
+class Denied:
+    pass
+
+
+Scheme = Scrypt | Plain | Denied | None
+
+
+@dataclass(frozen=True)
+class User:
+    """One entry; ``line`` is where its ``key:`` is (0 when not read from a file)."""
+
+    name: str
+    scheme: Scheme
+    line: int
+
+
+@dataclass(frozen=True)
+class UserDB:
+    users: tuple[User, ...] = ()
+
+    def by_name(self) -> dict[str, User]:
+        """Name to entry; of duplicates the last wins, as in chasquid."""
+        return {user.name: user for user in self.users}
+
+    def names(self) -> frozenset[str]:
+        return frozenset(user.name for user in self.users)
+
+
+# Go's text format takes only these four as whitespace; so does the fast reader.
+_W = r"[ \t\r\n]*"
+# The escapes Go and the protobuf library write; any other form goes to the library.
+_ESCAPE = r"""\\(?:["'\\nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{3})"""
+_END_OF_NUMBER = r"(?![0-9A-Za-z_.+-])"  # the library reads all of these into one token
+
+
+def _str(group: str) -> str:
+    return rf'"(?P<{group}>(?:[^"\\\n\x00]++|{_ESCAPE})*+)"{_W}'
+
+
+def _num(name: str, group: str, signed: bool) -> str:
+    sign = "-?" if signed else ""
+    return rf"(?:{name}{_W}:{_W}(?P<{group}>{sign}(?:0|[1-9][0-9]*)){_END_OF_NUMBER}{_W})?"
+
+
+def _msg(name: str, body: str) -> str:
+    return rf"(?P<{name}>{name}){_W}:?{_W}\{{{_W}{body}\}}{_W}"
+
+
+_SCRYPT_BODY = (
+    _num("logN", "logn", signed=False)
+    + _num("r", "r", signed=True)
+    + _num("p", "p", signed=True)
+    + _num("keyLen", "keylen", signed=True)
+    + rf"(?:salt{_W}:{_W}{_str('salt')})?"
+    + rf"(?:encrypted{_W}:{_W}{_str('enc')})?"
+)
+_PLAIN_BODY = rf"(?:password{_W}:{_W}{_str('pw')})?"
+_SCHEME = f"(?:{_msg('scrypt', _SCRYPT_BODY)}|{_msg('plain', _PLAIN_BODY)}|{_msg('denied', '')})?"
+_ENTRY = re.compile(
+    _msg(
+        "users",
+        rf"(?:(?P<k>key){_W}:{_W}{_str('key')})?"
+        + rf"(?:(?P<value>value){_W}:?{_W}\{{{_W}{_SCHEME}\}}{_W})?",
+    )
+)
+_SPACE = re.compile(_W)
+_UINT64_MAX = 2**64 - 1
+_INT32 = range(-(2**31), 2**31)
+
+
+def fast_parse(text: str) -> UserDB | None:
+    """Read ``text`` if it is in the canonical layout, else ``None``.
+
+    Whatever this accepts, ``text_format`` reads to the same entries: strings
+    go through the library's own unescaping, numbers must be in range.
+    """
+    pos = _SPACE.match(text).end()  # type: ignore[union-attr]  # `*` always matches
+    users: list[User] = []
+    line, counted = 1, 0
+    while pos < len(text):
+        found = _ENTRY.match(text, pos)
+        if found is None:
+            return None
+        where = found.start("k") if found.group("k") else found.start()
+        line += text.count("\n", counted, where)
+        counted = where
+        try:
+            name = _decode(found.group("key")).decode("utf-8")
+            users.append(User(name, _scheme(found), line))
+        except ValueError:  # bad UTF-8, bad escape, number out of range
+            return None
+        pos = found.end()
+    return UserDB(tuple(users))
+
+
+def _scheme(found: re.Match[str]) -> Scheme:
+    scrypt, plain, denied = found.group("scrypt", "plain", "denied")
+    if scrypt:
+        log_n, r, p, key_len, salt, key = found.group("logn", "r", "p", "keylen", "salt", "enc")
+        if log_n and int(log_n) > _UINT64_MAX:
+            raise ValueError("logN out of range")
+        numbers = (_int32(r), _int32(p), _int32(key_len))
+        return Scrypt(int(log_n or 0), *numbers, _decode(salt), _decode(key))
+    if plain:
+        return Plain(_decode(found.group("pw")))
+    return Denied() if denied else None
+
+
+def _int32(digits: str | None) -> int:
+    value = int(digits or 0)
+    if value not in _INT32:
+        raise ValueError("int32 out of range")
+    return value
+
+
+def _decode(escaped: str | None) -> bytes:
+    if not escaped:
+        return b""
+    if "\\" not in escaped:
+        return escaped.encode("utf-8")
+    if "\\u" not in escaped:  # what CUnescape does, minus the steps only \u needs
+        return escaped.encode("utf-8").decode("unicode_escape").encode("latin-1")
+    return bytes(text_encoding.CUnescape(escaped))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Something the protobuf library reads but Go's reader (chasquid) refuses."""
+
+    line: int
+    column: int
+    why: str
+
+
+_TOKENS = re.compile(
+    r"""(?P<str>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)
+      |(?P<comment>\#[^\n]*)
+      |(?P<number>(?:[0-9+-]|\.[0-9])[0-9A-Za-z_.+-]*)
+      |(?P<name>[A-Za-z_][0-9A-Za-z_+-]*)
+      |(?P<open>[{<])
+      |(?P<close>[}>])
+      |(?P<newline>\n)
+      |(?P<stray>[^\S \t\r\n])
+      |.""",
+    re.VERBOSE,
+)
+# Escapes both readers decode alike; anything else in a string is refused.
+_IN_STRING = re.compile(
+    r"""\\(?:["'\\abfnrtv]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"""
+    r"|(?P<escape>\\)|(?P<nul>\x00)"
+)
+_STRAY = (
+    "unexpected character U+{:04X} between fields"
+    " (chasquid accepts only spaces, tabs and line breaks there)"
+)
+_ESCAPE_WHY = "a string has an escape sequence chasquid does not accept"
+_NUL_WHY = "a string contains a raw NUL character (write it as \\000)"
+
+
+def scan_entries(text: str) -> tuple[list[int], Refusal | None]:
+    """Line of each top-level entry's ``key`` (else of its brace), and the first
+    spot Go's reader refuses. The lines are right for text the library read."""
+    lines: list[int] = []
+    depth, line, line_start = 0, 1, 0
+    refusal: Refusal | None = None
+    for token in _TOKENS.finditer(text):
+        kind = token.lastgroup
+        if kind == "newline":
+            line, line_start = line + 1, token.end()
+        elif kind == "open":
+            if depth == 0:
+                lines.append(line)
+            depth += 1
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "name" and depth == 1 and token.group() == "key":
+            lines[-1] = line
+        elif refusal is None and kind in ("stray", "str"):
+            refusal = _refusal(token, line, token.start() - line_start + 1)
+    return lines, refusal
+
+
+def _refusal(token: re.Match[str], line: int, column: int) -> Refusal | None:
+    if token.lastgroup == "stray":
+        return Refusal(line, column, _STRAY.format(ord(token.group())))
+    for part in _IN_STRING.finditer(token.group()):
+        if part.lastgroup == "escape":
+            return Refusal(line, column + part.start(), _ESCAPE_WHY)
+        if part.lastgroup == "nul":
+            return Refusal(line, column + part.start(), _NUL_WHY)
+    return None
+
+
+def _quote_table() -> dict[int, str]:
+    table = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+    table.update({c: f"\\u{c:04x}" for c in range(0x80, 0xA0)})
+    table.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})  # surrogateescape
+    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+    table.update({ord('"'): '\\"', ord("\\"): "\\\\"})
+    return table
+
+
+_QUOTE = _quote_table()
+
+
+def quote(data: bytes) -> str:
+    """Go's quoting: valid UTF-8 runs as they are, other bytes as ``\\xNN``."""
+    return '"' + data.decode("utf-8", "surrogateescape").translate(_QUOTE) + '"'
