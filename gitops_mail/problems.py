@@ -61,8 +61,8 @@ class Problem:
             "hint": self.hint,
         }
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line or 0, self.column or 0, self.code)
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line or 0, self.column or 0, self.code, self.message)
 
 
 def error(path: str, line: int | None, code: str, message: str, hint: str = "") -> Problem:

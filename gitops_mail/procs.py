@@ -2,13 +2,18 @@
 
 Every subprocess goes through ``run``: argv lists only (never a shell), a
 timeout, and a ``CommandError`` that shows the command, its exit status and
-its output when it fails.
+its output when it fails. A long-running child whose output is read while it
+runs (a pre-flight chasquid) goes through ``spawn`` instead, which always
+stops and reaps it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +35,7 @@ class Result:
 def run(
     argv: Sequence[str | Path],
     *,
-    input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+    input: bytes | None = None,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
@@ -57,6 +62,64 @@ def run(
     if check and done.returncode != 0:
         raise CommandError(args, done.returncode, _text(done.stdout), _text(done.stderr), hint)
     return result
+
+
+@contextlib.contextmanager
+def spawn(
+    argv: Sequence[str | Path],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stop_timeout: float = 5.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` as a child and yield it; on leaving, stop and reap it.
+
+    The child reads /dev/null; its stdout and stderr are merged into one pipe,
+    ``child.stdout``, to read while it runs. It leads a new process group
+    (session): leaving the block, normally or by an exception, sends SIGTERM
+    to the whole group, waits up to ``stop_timeout`` seconds, then SIGKILLs
+    the group and reaps the child, so nothing it started outlives the block.
+    Raises ``CommandError`` (127) if the program cannot be started.
+    """
+    args = [str(a) for a in argv]
+    try:
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+    try:
+        yield child
+    finally:
+        _stop_group(child, stop_timeout)
+
+
+def _stop_group(child: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the child's process group, SIGKILL it after ``timeout``; reap; close."""
+    if child.poll() is None:  # not reaped yet: its pid still names its group
+        _signal_group(child.pid, signal.SIGTERM)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.pid, signal.SIGKILL)
+            child.wait()
+    # Whatever else the group still holds (a wrapper's own children) goes too.
+    # The kernel keeps the id reserved while any member lives; with none left
+    # this finds no group.
+    _signal_group(child.pid, signal.SIGKILL)
+    if child.stdout is not None:
+        child.stdout.close()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
 
 
 def _text(data: bytes | str | None) -> str:
