@@ -1,0 +1,178 @@
+"""Aliases checks over all domains at once, by chasquid's own resolution rules.
+
+Per file: the parser's problems, overridden duplicates, names chasquid never
+matches, aliases that hide a user, pipes, and local targets that go nowhere.
+Across files: loops and chains deeper than chasquid's recursion limit, found
+on the graph of addresses (one ``Resolver.step`` each, memoised), in time
+linear in its size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from gitops_mail.checks.alias_graph import graph_problems
+from gitops_mail.formats.addresses import (
+    GO_SPACE,
+    normalize_address,
+    normalize_domain,
+    split_address,
+)
+from gitops_mail.formats.aliases import (
+    CATCH_ALL,
+    Alias,
+    AliasFile,
+    How,
+    Kind,
+    Resolver,
+)
+from gitops_mail.problems import Problem, Severity
+
+_FIELDS = re.compile(f"[{re.escape(GO_SPACE)}]+")
+
+
+def check_aliases(
+    resolver: Resolver, files: Mapping[str, tuple[str, AliasFile]], *, allow_pipes: bool
+) -> list[Problem]:
+    """Every problem of the aliases files; ``resolver`` is built from the same data.
+
+    ``files`` maps each domain (directory name) to its repo path and parsed file.
+    """
+    found: list[Problem] = []
+    paths: dict[str, str] = {}
+    for name, (path, parsed) in sorted(files.items()):
+        domain = normalize_domain(name) or name
+        paths[domain] = path
+        found += parsed.problems
+        found += _duplicates(resolver, path, parsed)
+        for key, alias in sorted(resolver.aliases(domain).items()):
+            site = _Site(path, alias)
+            found += _unreachable(resolver, domain, alias, site)
+            found += _shadows_user(resolver, domain, key, site)
+            found += _pipes(alias, site, allow_pipes)
+            found += _targets(resolver, alias, site)
+    found += graph_problems(resolver, paths)
+    return found
+
+
+@dataclass(frozen=True)
+class _Site:
+    path: str
+    alias: Alias
+
+    def problem(self, code: str, message: str, hint: str, warn: bool = False) -> Problem:
+        severity = Severity.WARNING if warn else Severity.ERROR
+        return Problem(self.path, self.alias.line, f"aliases.{code}", message, hint, severity)
+
+
+def _duplicates(resolver: Resolver, path: str, parsed: AliasFile) -> Iterator[Problem]:
+    last: dict[str, Alias] = {}
+    for alias in parsed.aliases:
+        last[resolver.key(alias)] = alias
+    for alias in parsed.aliases:
+        winner = last[resolver.key(alias)]
+        if winner is alias:
+            continue
+        spelled = "" if winner.raw_name == alias.raw_name else f" (as {winner.raw_name!r})"
+        yield _Site(path, alias).problem(
+            "duplicate",
+            f"alias {alias.raw_name!r} is defined again on line {winner.line}{spelled}: "
+            "chasquid uses the last definition and ignores this one",
+            f"delete this line, or merge its targets into line {winner.line}",
+            warn=True,
+        )
+
+
+def _unreachable(resolver: Resolver, domain: str, alias: Alias, site: _Site) -> list[Problem]:
+    if resolver.chasquid_version >= (1, 12) or alias.name == CATCH_ALL:
+        return []
+    clean = resolver.clean_user(alias.name)
+    if clean == alias.name:
+        return []
+    return [
+        site.problem(
+            "unreachable",
+            f"alias {alias.raw_name!r} never matches in chasquid 1.11: it removes "
+            f"{resolver.drop_characters!r} and cuts at {resolver.suffix_separators!r} before the "
+            f"lookup, so mail to {alias.name}@{domain} looks for {clean!r}",
+            f"name the alias {clean!r} (from 1.12, chasquid matches {alias.raw_name!r} as written)",
+            warn=True,
+        )
+    ]
+
+
+def _shadows_user(resolver: Resolver, domain: str, key: str, site: _Site) -> list[Problem]:
+    if key not in resolver.users(domain):
+        return []
+    address = f"{key}@{domain}"
+    return [
+        site.problem(
+            "shadows-user",
+            f"alias {site.alias.raw_name!r} has the name of the user {address}: chasquid "
+            f"delivers mail for {address} to the alias, never to the user's mailbox",
+            "nothing to do if the user only sends mail; else delete the alias (it cannot "
+            "list its own address: that is a loop)",
+            warn=True,
+        )
+    ]
+
+
+def _pipes(alias: Alias, site: _Site, allow_pipes: bool) -> Iterator[Problem]:
+    for recipient in alias.recipients:
+        if recipient.kind is not Kind.PIPE:
+            continue
+        if not allow_pipes:
+            yield site.problem(
+                "pipe-not-allowed",
+                f"alias {alias.raw_name!r} pipes mail to a command ({recipient.address!r}), "
+                "and pipe aliases are not enabled",
+                "set `chasquid.pipe_aliases: true` in gitops-mail.yaml to allow them "
+                "(the command runs as chasquid's user)",
+            )
+            continue
+        program = _FIELDS.split(recipient.address)[0]
+        if not program.startswith("/"):
+            how = "looks it up in its PATH" if "/" not in program else "starts it in its config dir"
+            yield site.problem(
+                "pipe-relative",
+                f"pipe command {program!r} of {alias.raw_name!r} is not an absolute path: "
+                f"chasquid {how}",
+                f"write the full path, for example /usr/bin/{program.rsplit('/', 1)[-1]}",
+            )
+
+
+def _targets(resolver: Resolver, alias: Alias, site: _Site) -> Iterator[Problem]:
+    for recipient in alias.recipients:
+        if recipient.kind is Kind.EMAIL:
+            yield from _target(resolver, recipient.address, site)
+
+
+def _target(resolver: Resolver, target: str, site: _Site) -> Iterator[Problem]:
+    step = resolver.step(target)
+    if step.how not in (How.CATCH_ALL, How.UNKNOWN):
+        return
+    user, domain = split_address(target)
+    if user == CATCH_ALL and resolver.chasquid_version >= (1, 16):
+        return  # replaced by the user being resolved
+    if normalize_address(target) is None:
+        return  # the parser reports it
+    clean = resolver.clean_user(user)
+    if step.how is How.CATCH_ALL and clean in resolver.users(domain):
+        yield site.problem(
+            "catch-all-captures",
+            f"target {target} of {site.alias.raw_name!r} goes to the catch-all of {domain}, "
+            f"not to the user {clean}@{domain}: chasquid asks whether {user!r} is a user "
+            "before it removes drop characters and suffixes",
+            f"write the target as {clean}@{domain}",
+            warn=True,
+        )
+    elif step.how is How.UNKNOWN and domain != "localhost" and clean not in resolver.users(domain):
+        yield site.problem(
+            "unknown-target",
+            f"target {target} of {site.alias.raw_name!r} does not exist: {domain} has no "
+            f"user, alias or catch-all for {clean!r}, so its delivery fails",
+            f"add the user (gitops-mail user add {clean}@{domain}) or an alias, "
+            "or correct the address",
+        )

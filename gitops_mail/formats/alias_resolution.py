@@ -1,0 +1,267 @@
+"""chasquid's alias resolution, over aliases files already parsed.
+
+One level per address, failing with "recursion limit exceeded" when it
+reaches level 10: a remote address is final; a local one goes to its alias's
+targets; without an alias it is final if its user exists, else it goes to the
+catch-all's targets, else it is final as it is (its delivery fails later).
+Pipes are final. SMTP accepts a local address (``exists``) that has an alias,
+is covered by a catch-all, or whose cleaned user exists.
+
+Where versions differ (gitops-mail supports 1.11 and >= 1.14):
+
+- 1.11 cleans a local address before the lookup (removes
+  ``drop_characters``, cuts at the first ``suffix_separators`` character) but
+  keeps names as written, so ``first.last: x`` or ``a+b: x`` never match.
+  From 1.12, names lose their drop characters too (up to the first
+  separator), and an address is first looked up with its suffix: ``a+b`` is
+  an alias of ``a+b@d`` only.
+- From 1.16, ``*`` as a target's user becomes the user being resolved
+  (``*: *@other``); before, ``*@dom`` stays as it is, which for a local
+  domain means its catch-all.
+- In every version, "does the user exist" is asked of the address before it
+  is cleaned: with a catch-all, mail to ``user+tag@d`` or ``us.er@d`` goes to
+  the catch-all, not to ``user@d`` (measured on 1.11).
+
+chasquid always counts ``localhost`` as a local domain; so does ``Resolver``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gitops_mail.formats.addresses import (
+    normalize_address,
+    normalize_domain,
+    split_address,
+    user_or_raw,
+)
+
+RECURSION_LIMIT = 10
+RECURSION_ERROR = "recursion limit exceeded"
+MAX_RECIPIENTS = 10000  # ours, not chasquid's: keeps absurd fan-outs finite
+MAX_ADDRESS_BYTES = 256  # RCPT TO refuses longer addresses
+CATCH_ALL = "*"
+
+
+class Kind(enum.Enum):
+    EMAIL = "email"
+    PIPE = "pipe"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str  # for PIPE, the command line
+    kind: Kind = Kind.EMAIL
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str  # normalised left side, "*" for the catch-all
+    raw_name: str  # as written
+    recipients: tuple[Recipient, ...]  # empty: chasquid treats the name as having no alias
+    line: int
+
+
+@dataclass(frozen=True)
+class DomainAliases:
+    users: frozenset[str]  # user names as the users file holds them
+    aliases: Mapping[str, Alias]  # AliasFile.effective()
+
+
+@dataclass(frozen=True)
+class Resolution:
+    recipients: tuple[Recipient, ...]  # chasquid's order, duplicates kept
+    error: str | None  # chasquid's error, e.g. "recursion limit exceeded"
+    catch_all: bool  # a catch-all was used somewhere
+    exists: bool  # chasquid accepts RCPT TO for it from anyone (False for remote addresses)
+
+
+class How(enum.Enum):
+    REMOTE = "remote"  # final: not a local domain
+    ALIAS = "alias"  # continues with the alias's targets
+    USER = "user"  # final: the user exists
+    CATCH_ALL = "catch-all"  # continues with the catch-all's targets
+    UNKNOWN = "unknown"  # final, as it is: no alias, user or catch-all
+
+
+@dataclass(frozen=True)
+class Step:
+    """One level of chasquid's resolution of an address."""
+
+    address: str  # what chasquid continues with: cleaned unless an alias matched exactly
+    how: How
+    alias: Alias | None = None
+    targets: tuple[Recipient, ...] = ()  # for ALIAS and CATCH_ALL, "*" users replaced
+
+
+@dataclass(frozen=True)
+class _Walk:
+    recipients: tuple[Recipient, ...]
+    error: str | None
+    catch_all: bool
+
+
+class Resolver:
+    """chasquid's alias resolution over all local domains, memoised.
+
+    ``chasquid_version`` selects the rules that changed (see the module
+    docstring); ``domains`` is keyed by directory name, normalised like
+    chasquid does at start-up.
+    """
+
+    def __init__(
+        self,
+        domains: Mapping[str, DomainAliases],
+        *,
+        drop_characters: str = ".",
+        suffix_separators: str = "+",
+        chasquid_version: tuple[int, int] = (1, 11),
+    ) -> None:
+        self.drop_characters = drop_characters
+        self.suffix_separators = suffix_separators
+        self.chasquid_version = chasquid_version
+        self._exact_first = chasquid_version >= (1, 12)
+        self._no_drops = str.maketrans("", "", drop_characters)
+        self._separator = (
+            re.compile(f"[{re.escape(suffix_separators)}]") if suffix_separators else None
+        )
+        self._cleaned: dict[str, str] = {}
+        self._users: dict[str, frozenset[str]] = {"localhost": frozenset()}
+        self._tables: dict[str, dict[str, Alias]] = {"localhost": {}}
+        for name, domain in domains.items():
+            key = normalize_domain(name) or name
+            self._users[key] = domain.users
+            self._tables[key] = self._table(domain.aliases.values())
+        self._steps: dict[str, Step] = {}
+        self._walks: dict[tuple[str, int], _Walk] = {}
+
+    def _table(self, aliases: Iterable[Alias]) -> dict[str, Alias]:
+        table = {self.key(alias): alias for alias in sorted(aliases, key=lambda a: a.line)}
+        return {key: alias for key, alias in table.items() if alias.recipients}
+
+    def key(self, alias: Alias) -> str:
+        """The user part chasquid stores ``alias`` under."""
+        if not self._exact_first:
+            return alias.name
+        return user_or_raw(self._drop(alias.raw_name))
+
+    def is_local(self, domain: str) -> bool:
+        return domain in self._tables
+
+    def users(self, domain: str) -> frozenset[str]:
+        return self._users.get(domain, frozenset())
+
+    def aliases(self, domain: str) -> Mapping[str, Alias]:
+        """Lookup key -> alias in effect (with recipients) for a local domain."""
+        return self._tables.get(domain, {})
+
+    def clean_user(self, user: str) -> str:
+        """``user`` cut at the first suffix separator, drop characters removed."""
+        found = self._cleaned.get(user)
+        if found is None:
+            cut = self._cut(user)
+            found = self._cleaned[user] = user_or_raw(user[:cut].translate(self._no_drops))
+        return found
+
+    def _cut(self, user: str) -> int:
+        found = self._separator.search(user) if self._separator else None
+        return found.start() if found else len(user)
+
+    def _drop(self, user: str) -> str:
+        """Drop characters removed before the first suffix separator (chasquid >= 1.12)."""
+        cut = self._cut(user)
+        return user[:cut].translate(self._no_drops) + user[cut:]
+
+    def step(self, address: str) -> Step:
+        """One level of resolving ``address`` (as chasquid passes it on), memoised."""
+        found = self._steps.get(address)
+        if found is None:
+            found = self._steps[address] = self._step(address)
+        return found
+
+    def _step(self, address: str) -> Step:
+        user, domain = split_address(address)
+        table = self._tables.get(domain)
+        if table is None:
+            return Step(address, How.REMOTE)
+        alias = table.get(user_or_raw(self._drop(user))) if self._exact_first else None
+        if alias is None:
+            clean = self.clean_user(user)
+            address, alias = f"{clean}@{domain}", table.get(clean)
+        if alias is not None:
+            return Step(address, How.ALIAS, alias, self._targets(alias, user))
+        if user in self._users[domain]:
+            return Step(address, How.USER)
+        catch_all = table.get(CATCH_ALL)
+        if catch_all is not None:
+            return Step(address, How.CATCH_ALL, catch_all, self._targets(catch_all, user))
+        return Step(address, How.UNKNOWN)
+
+    def _targets(self, alias: Alias, user: str) -> tuple[Recipient, ...]:
+        if self.chasquid_version < (1, 16):
+            return alias.recipients
+        return tuple(_star(target, user) for target in alias.recipients)
+
+    def accepts(self, address: str) -> bool:
+        """Would chasquid accept RCPT TO for this (normalised) local address?"""
+        user, domain = split_address(address)
+        table = self._tables.get(domain)
+        if table is None:
+            return False
+        clean = self.clean_user(user)
+        exact = self._exact_first and user_or_raw(self._drop(user)) in table
+        return exact or clean in table or CATCH_ALL in table or clean in self._users[domain]
+
+    def resolve(self, address: str) -> Resolution:
+        """Where chasquid delivers mail that arrives for ``address`` by SMTP."""
+        incoming = self.incoming(address)
+        if incoming is None:
+            return Resolution((), "destination address is invalid", False, False)
+        walk = self._walk(incoming, 0)
+        return Resolution(walk.recipients, walk.error, walk.catch_all, self.accepts(incoming))
+
+    def incoming(self, address: str) -> str | None:
+        """``address`` normalised like chasquid's RCPT TO; None where it refuses it."""
+        user, domain = split_address(address)
+        normal = normalize_domain(domain)
+        if normal is None or len(f"{user}@{normal}".encode()) > MAX_ADDRESS_BYTES:
+            return None
+        if normal in self._tables or not normal:
+            return normalize_address(f"{user}@{normal}")
+        return f"{user}@{normal}"
+
+    def _walk(self, address: str, depth: int) -> _Walk:
+        found = self._walks.get((address, depth))
+        if found is None:
+            found = self._walks[(address, depth)] = self._walk_once(address, depth)
+        return found
+
+    def _walk_once(self, address: str, depth: int) -> _Walk:
+        if depth >= RECURSION_LIMIT:
+            return _Walk((), RECURSION_ERROR, False)
+        step = self.step(address)
+        if step.alias is None:
+            return _Walk((Recipient(step.address),), None, False)
+        catch_all = step.how is How.CATCH_ALL or step.alias.name == CATCH_ALL
+        found: list[Recipient] = []
+        for target in step.targets:
+            sub = _Walk((target,), None, False)
+            if target.kind is Kind.EMAIL:
+                sub = self._walk(target.address, depth + 1)
+            catch_all = catch_all or sub.catch_all
+            if sub.error is not None:
+                return _Walk((), sub.error, catch_all)
+            found += sub.recipients
+            if len(found) > MAX_RECIPIENTS:
+                return _Walk((), f"more than {MAX_RECIPIENTS} recipients", catch_all)
+        return _Walk(tuple(found), None, catch_all)
+
+
+def _star(target: Recipient, user: str) -> Recipient:
+    target_user, domain = split_address(target.address)
+    if target.kind is Kind.PIPE or target_user != CATCH_ALL:
+        return target
+    return Recipient(f"{user}@{domain}")
