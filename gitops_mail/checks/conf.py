@@ -29,21 +29,17 @@ _MAX_DATA_MB = (2**63 - 1) // 2**20  # chasquid multiplies by 1 MiB in an int64
 
 @dataclass
 class _Report:
-    """Collects problems about fields of one config, each on the line that sets it."""
+    """Collects problems about fields of one config, each on the line that sets it.
+
+    ``add(..., line=N)`` puts one on line N instead (an item of a repeated field).
+    """
 
     cfg: ChasquidConfig
     path: str
     found: list[Problem] = field(default_factory=list)
 
     def add(
-        self,
-        name: str,
-        code: str,
-        message: str,
-        hint: str,
-        *,
-        line: int | None = None,
-        warn: bool = False,
+        self, name: str, code: str, message: str, hint: str, *, line: int = 0, warn: bool = False
     ) -> None:
         severity = Severity.WARNING if warn else Severity.ERROR
         where = line or self.cfg.lines.get(name)
@@ -80,25 +76,25 @@ def _hostname(report: _Report) -> None:
         state = "empty" if "hostname" in report.cfg.ignored else "not set"
         message = f"hostname is {state}, so chasquid would use the machine's own name"
         hint = 'set hostname: "mail.example.com"; the repo cannot know the server\'s name'
-        return report.add("hostname", "conf.hostname.missing", message, hint)
-    if _is_ip(name):
-        reason: str | None = "is an IP address, not a DNS name"
-    elif name.endswith("."):
-        reason = 'ends with "." (write it without the final dot)'
-    else:
-        reason = dnsname.name_error(name)
-    if reason:
-        return report.add(
-            "hostname", "conf.hostname.invalid", f'hostname "{name}" {reason}', _HOST_HINT
-        )
-    if not name.isascii():
+        report.add("hostname", "conf.hostname.missing", message, hint)
+    elif reason := _hostname_error(name):
+        message = f'hostname "{name}" {reason}'
+        report.add("hostname", "conf.hostname.invalid", message, _HOST_HINT)
+    elif not name.isascii():
         a_label = dnsname.to_ascii(name)
         message = f'hostname "{name}" is not ASCII; its A-label "{a_label}" is what goes in DNS'
         hint = (
             f'write hostname: "{a_label}": chasquid greets and sends EHLO with the name as written'
         )
         report.add("hostname", "conf.hostname.idna", message, hint, warn=True)
-    return None
+
+
+def _hostname_error(name: str) -> str | None:
+    if _is_ip(name):
+        return "is an IP address, not a DNS name"
+    if name.endswith("."):
+        return 'ends with "." (write it without the final dot)'
+    return dnsname.name_error(name)
 
 
 def _is_ip(text: str) -> bool:
@@ -116,7 +112,7 @@ def _listen(report: _Report) -> None:
     for name, values in fields:
         lines = cfg.item_lines.get(name, ())
         for i, address in enumerate(values):
-            line = lines[i] if i < len(lines) else None
+            line = lines[i] if i < len(lines) else 0
             key = _address(report, name, address, line)
             if key in seen:
                 where = "twice in" if seen[key] == name else "also in"
@@ -127,7 +123,7 @@ def _listen(report: _Report) -> None:
                 seen[key] = name
 
 
-def _address(report: _Report, name: str, address: str, line: int | None) -> tuple[str, str] | None:
+def _address(report: _Report, name: str, address: str, line: int) -> tuple[str, str] | None:
     """Report what is wrong with one listening address; its fixed (host, port) if it has one."""
     if address == "systemd" and name != "monitoring_address":
         return None
@@ -268,9 +264,8 @@ def _give_up(report: _Report) -> None:
         report.add(name, f"conf.{name}", message, hint)
     elif seconds <= 0:
         message = f'{name} "{value}" is not positive; chasquid ignores it and uses 20h'
-        report.add(
-            name, f"conf.{name}", message, 'use a positive duration such as "20h"', warn=True
-        )
+        hint = 'use a positive duration such as "20h"'
+        report.add(name, f"conf.{name}", message, hint, warn=True)
 
 
 def _go_duration(text: str) -> float | None:

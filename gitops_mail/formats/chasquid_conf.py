@@ -8,15 +8,13 @@ values chasquid ends up with; the values it skips are kept in ``ignored``.
 
 ``protobuf``'s ``text_format`` checks structure, types, unknown and repeated
 fields. chasquid parses with Go's ``prototext``, which differs in a few
-places; the lexer here covers them (string escapes and UTF-8, number
+places; ``prototext_go`` covers them (string escapes and UTF-8, number
 spellings, whitespace) and finds where each field is.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -24,7 +22,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, text_format
 
-from gitops_mail.formats import textproto
+from gitops_mail.formats import prototext_go, textproto
 from gitops_mail.problems import Problem
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -164,208 +162,8 @@ def _descriptor() -> descriptor_pb2.FileDescriptorProto:
 
 
 _CONFIG = textproto.message_class(_descriptor(), "chasquid.Config")
-
-
-# Lexing as Go's prototext does. Python's parser then sees the same text with
-# every string literal replaced by a same-length placeholder, so columns match
-# and string values come from here, decoded with Go's escape rules.
-
-_TOKEN = re.compile(
-    r"(?P<space>[ \t\r\n]+)|(?P<comment>#[^\n]*)"
-    r"|(?P<string>\"(?:[^\"\\\n\x00]|\\[^\n\x00])*\"|'(?:[^'\\\n\x00]|\\[^\n\x00])*')"
-    r"|(?P<word>[A-Za-z0-9_.+-]+)|(?P<punct>[:;,\[\]{}<>/])"
-)
-_NOT_GO_NUMBER = re.compile(r"\+|-?[0-9.].*_|-?0[oObB]")  # Python's int() takes these, Go not
-_GO_BOOL_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")  # Go takes 0/1 for bools
-_ESCAPE = re.compile(
-    r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.DOTALL
-)
-_LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
-_SIMPLE_ESCAPES = {
-    c: e.encode() for c, e in zip("abfnrtv\\'\"?", "\a\b\f\n\r\t\v\\'\"?", strict=True)
-}
-_STRING_HINT = 'a string is in quotes on one line; escapes: \\n \\t \\\\ \\" \\xNN \\NNN \\uNNNN'
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "string", "word" or "punct"
-    text: str
-    offset: int
-    data: bytes = b""  # a string's decoded bytes
-
-
-@dataclass
-class _Field:
-    name: str
-    line: int
-    column: int
-    runs: list[tuple[int, int, bytes]] = field(default_factory=list)  # line, column, bytes
-    value: _Token | None = None
-
-
-_Error = tuple[int | None, int | None, str, str]  # line, column, message, hint
-
-
-class _Lexed:
-    """Tokens of one text, the first lexical errors, and the text to hand to Python."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.tokens: list[_Token] = []
-        self.errors: list[_Error] = []
-        self.subs: dict[int, str] = {}  # offset -> same-length replacement for Python
-        self.py_text = text
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
-
-    def fail(self, offset: int, message: str, hint: str) -> None:
-        self.errors.append((*self.position(offset), f"syntax error: {message}", hint))
-
-    def python_text(self, found: list[_Field]) -> str:
-        subs = dict(self.subs)
-        for one in found:
-            if _FIELDS.get(one.name, (0, ""))[1] == "bool" and one.value is not None:
-                number = _go_bool_number(one.value.text)
-                if number is not None:
-                    subs[one.value.offset] = number.ljust(len(one.value.text))
-        parts, pos = [], 0
-        for offset in sorted(subs):
-            parts += [self.text[pos:offset], subs[offset]]
-            pos = offset + len(subs[offset])
-        self.py_text = "".join([*parts, self.text[pos:]])
-        return self.py_text
-
-    def python_message(self, message: str, line: int | None, column: int | None) -> str:
-        """Python's message without its ``'<line>': `` prefix, placeholders undone."""
-        for text in sorted({"", *self.py_text.split("\n")}, key=len, reverse=True):
-            if message.startswith(f"'{text}': "):
-                message = message[len(text) + 4 :]
-                break
-        if line is not None and column is not None and line <= len(self.starts):
-            offset = self.starts[line - 1] + column - 1
-            for tok in self.tokens:
-                if tok.offset == offset and tok.offset in self.subs:
-                    message = message.replace(self.subs[tok.offset], tok.text, 1)
-        return message
-
-
-def _go_bool_number(text: str) -> str | None:
-    if not _GO_BOOL_NUMBER.fullmatch(text):
-        return None
-    base = 16 if text[:2] in ("0x", "0X") else 8 if text.startswith("0") else 10
-    number = int(text, base)
-    return str(number) if number in (0, 1) else None
-
-
-def _lex(text: str) -> _Lexed:
-    lexed, pos = _Lexed(text), 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        pos = _take(lexed, match) if match else _skip_bad(lexed, pos)
-    return lexed
-
-
-def _take(lexed: _Lexed, match: re.Match[str]) -> int:
-    kind, text, start = match.lastgroup or "", match.group(), match.start()
-    if kind == "string":
-        data = _unescape(text[1:-1])
-        if isinstance(data, str):
-            lexed.fail(start, data, _STRING_HINT)
-        lexed.tokens.append(_Token(kind, text, start, data if isinstance(data, bytes) else b""))
-        lexed.subs[start] = text[0] + "x" * (len(text) - 2) + text[0]
-    elif kind == "word" and _NOT_GO_NUMBER.match(text):
-        lexed.fail(start, f"invalid scalar value: {text}", "write numbers in decimal or 0x hex")
-        lexed.tokens.append(_Token(kind, "0", start))
-        lexed.subs[start] = "0".ljust(len(text))
-    elif kind in ("word", "punct"):
-        lexed.tokens.append(_Token(kind, text, start))
-    return match.end()
-
-
-def _skip_bad(lexed: _Lexed, pos: int) -> int:
-    text, char = lexed.text, lexed.text[pos]
-    if char not in "\"'":
-        hint = "remove it: only spaces, tabs and line breaks may separate settings"
-        lexed.fail(pos, f"unexpected character {char!r} (U+{ord(char):04X})", hint)
-        lexed.subs[pos] = " "
-        return pos + 1
-    end = text.find("\n", pos) % (len(text) + 1)  # -1 (no newline) becomes len(text)
-    nul = "\x00" in text[pos:end]
-    lexed.fail(
-        pos, "invalid character '\\x00' in string" if nul else "unterminated string", _STRING_HINT
-    )
-    lexed.subs[pos] = " " * (end - pos)
-    return end
-
-
-def _unescape(body: str) -> bytes | str:
-    """Go's decoding of a string literal's body: its bytes, or an error message."""
-    out, pos = bytearray(), 0
-    while (match := _ESCAPE.search(body, pos)) is not None:
-        out += body[pos : match.start()].encode("utf-8")
-        piece, pos = _escape(body, match)
-        if isinstance(piece, str):
-            return piece
-        out += piece
-    return bytes(out + body[pos:].encode("utf-8"))
-
-
-def _escape(body: str, match: re.Match[str]) -> tuple[bytes | str, int]:
-    octal, hexa, short, long, other = match.groups()
-    bad = f'invalid escape code "{match.group()}" in string'
-    if octal:
-        return (bytes([int(octal, 8)]) if int(octal, 8) < 256 else bad), match.end()
-    if hexa:
-        return bytes([int(hexa, 16)]), match.end()
-    if other is not None:
-        return _SIMPLE_ESCAPES.get(other, bad), match.end()
-    code, end = int(short or long, 16), match.end()
-    low = _LOW_SURROGATE.match(body, end)
-    if 0xD800 <= code < 0xDC00 and low:  # a UTF-16 surrogate pair, as Go accepts
-        code, end = 0x10000 + ((code - 0xD800) << 10) + int(low.group(1), 16) - 0xDC00, low.end()
-    if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
-        return bad, end
-    return chr(code).encode("utf-8"), end
-
-
-def _walk(lexed: _Lexed) -> list[_Field]:
-    """Each ``name: value`` at the top level, with where it starts and its strings."""
-    tokens, found, i = lexed.tokens, [], 0
-    while i < len(tokens):
-        name = tokens[i]
-        i += 1
-        if name.kind != "word":
-            continue
-        one = _Field(name.text, *lexed.position(name.offset))
-        found.append(one)
-        i += 1 if i < len(tokens) and tokens[i].text == ":" else 0
-        if i < len(tokens) and tokens[i].text == "[":
-            i += 1
-            while i < len(tokens) and tokens[i].text != "]":
-                i = _value(lexed, i, one)
-            i += 1
-        elif i < len(tokens):
-            i = _value(lexed, i, one)
-        i += 1 if i < len(tokens) and tokens[i].text in (";", ",") else 0
-    return found
-
-
-def _value(lexed: _Lexed, i: int, one: _Field) -> int:
-    tokens, first = lexed.tokens, lexed.tokens[i]
-    if first.kind == "word":
-        one.value = first
-    if first.kind != "string":
-        return i + 1
-    data = b""
-    while i < len(tokens) and tokens[i].kind == "string":  # "a" "b" is "ab"
-        data += tokens[i].data
-        i += 1
-    one.runs.append((*lexed.position(first.offset), data))
-    return i
+_BOOLS = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind == "bool")
+_SINGULAR = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind != "list")
 
 
 def parse_config(data: bytes, path: str) -> tuple[ChasquidConfig | None, list[Problem]]:
@@ -374,10 +172,11 @@ def parse_config(data: bytes, path: str) -> tuple[ChasquidConfig | None, list[Pr
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [_encoding_problem(data, exc.start, path)]
-    lexed = _lex(text)
-    found = _walk(lexed)
-    msg, err = textproto.parse(lexed.python_text(found), _CONFIG)
-    errors = lexed.errors + _utf8_errors(found) + _repeated_errors(found)
+    lexed = prototext_go.lex(text)
+    found = prototext_go.walk(lexed)
+    msg, err = textproto.parse(lexed.python_text(found, _BOOLS), _CONFIG)
+    errors = lexed.errors + prototext_go.utf8_errors(found)
+    errors += prototext_go.repeated_errors(found, _SINGULAR)
     if err is not None:
         errors.append(_python_error(err, lexed, found))
     if errors:
@@ -396,58 +195,23 @@ def _encoding_problem(data: bytes, start: int, path: str) -> Problem:
     )
 
 
-def _repeated_errors(found: list[_Field]) -> list[_Error]:
-    """A second ``name:`` of a singular field; Go stops at the name, before the value."""
-    first: dict[str, int] = {}
-    errors: list[_Error] = []
-    for one in found:
-        if _FIELDS.get(one.name, (0, "list"))[1] == "list":
-            continue
-        if one.name in first:
-            hint = f"keep one {one.name} line (it is first set on line {first[one.name]})"
-            message = f'non-repeated field "{one.name}" is repeated'
-            errors.append((one.line, one.column, message, hint))
-        first.setdefault(one.name, one.line)
-    return errors
-
-
-def _utf8_errors(found: list[_Field]) -> list[_Error]:
-    errors: list[_Error] = []
-    for one in found:
-        for line, column, data in one.runs:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                hint = "an escape such as \\xNN or \\NNN made bytes that are not UTF-8"
-                errors.append((line, column, f'field "{one.name}" contains invalid UTF-8', hint))
-    return errors
-
-
-_UNKNOWN = re.compile(r'Message type "[\w.]+" has no field named "(.*)"\.$')
 _SYNTAX_HINT = 'write one setting per line as name: value, e.g. hostname: "mail.example.com"'
 
 
-def _python_error(err: textproto.TextParseError, lexed: _Lexed, found: list[_Field]) -> _Error:
-    message = lexed.python_message(err.message, err.line, err.column)
-    if unknown := _UNKNOWN.match(message):
-        name = unknown.group(1)
-        close = difflib.get_close_matches(name, list(_FIELDS), n=1)
-        fix = f'did you mean "{close[0]}"?' if close else "remove it or fix its name;"
-        hint = f"{fix} chasquid refuses to start with a field it does not know"
-        return err.line, err.column, f'unknown field "{name}"', hint
-    where = (err.line or 0, err.column or 0)
-    if message == 'Expected ":".':  # Go points at the field name
-        before = [(f.line, f.column) for f in found if (f.line, f.column) < where]
-        line, column = before[-1] if before else where
-        return line, column, 'syntax error: missing field separator ":"', _SYNTAX_HINT
-    bracket = [t for t in lexed.tokens if lexed.position(t.offset) < where][-1:]
-    if bracket and bracket[0].text == "[" and ("extensions" in message or "identifier." in message):
-        line, column = lexed.position(bracket[0].offset)  # Go points at the "["
-        return line, column, 'syntax error: "[" where a field name should be', _SYNTAX_HINT
-    return err.line, err.column, f"syntax error: {message}", _SYNTAX_HINT
+def _python_error(
+    err: textproto.TextParseError, lexed: prototext_go.Lexed, found: list[prototext_go.Field]
+) -> prototext_go.LocatedError:
+    err = lexed.unmask(err)
+    name = prototext_go.unknown_field(err)
+    if name is None:
+        return prototext_go.go_error(err, lexed, found, _SYNTAX_HINT)
+    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
+    fix = f'did you mean "{close[0]}"?' if close else "remove it or fix its name;"
+    hint = f"{fix} chasquid refuses to start with a field it does not know"
+    return err.line, err.column, f'unknown field "{name}"', hint
 
 
-def _build(msg: Any, found: list[_Field]) -> ChasquidConfig:
+def _build(msg: Any, found: list[prototext_go.Field]) -> ChasquidConfig:
     lines: dict[str, int] = {}
     item_lines: dict[str, list[int]] = {}
     texts: dict[str, list[str]] = {}
