@@ -4,7 +4,8 @@ Every subprocess goes through ``run``: argv lists only (never a shell), a
 timeout, and a ``CommandError`` that shows the command, its exit status and
 its output when it fails. A long-running child whose output is read while it
 runs (a pre-flight chasquid) goes through ``spawn`` instead, which always
-stops and reaps it.
+stops and reaps it. A child that outlives the call that made it (the chasquid
+a supervisor keeps running) is made by ``start`` and ended by ``stop``.
 """
 
 from __future__ import annotations
@@ -98,6 +99,44 @@ def spawn(
         yield child
     finally:
         _stop_group(child, stop_timeout)
+
+
+def start(
+    argv: Sequence[str | Path],
+    *,
+    output: int,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a child that leads a new session; the caller owns it.
+
+    The child reads /dev/null and writes its stdout and stderr to the file
+    descriptor ``output`` (a log file opened for appending, say). The caller
+    must reap it (``wait``/``poll``) and end it with ``stop``. Raises
+    ``CommandError`` (127) if the program cannot be started.
+    """
+    args = [str(a) for a in argv]
+    try:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+
+
+def stop(child: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """End a child from ``start`` or ``spawn`` and its process group; reap it.
+
+    SIGTERM to the group, SIGKILL after ``timeout`` seconds. Harmless if the
+    child has already ended.
+    """
+    _stop_group(child, timeout)
 
 
 def _stop_group(child: subprocess.Popen[bytes], timeout: float) -> None:
