@@ -1,0 +1,191 @@
+"""The command line: ``main(argv) -> int``, parsing and dispatch only.
+
+Each command lives in ``gitops_mail/commands/<name>.py`` as ``run(args) -> int``
+and is imported only when it runs, so ``--help`` stays fast. Errors become
+exit codes here, in one place: ``GitopsMailError.exit_code`` (1 unless a
+subclass says otherwise), 1 for an operating-system error (a file that cannot
+be read), 130 for Ctrl-C, and tracebacks only with ``--debug``.
+
+Two exit codes come from elsewhere: a command line argparse cannot parse
+(unknown option, missing argument) exits 2, argparse's convention; and no
+command at all prints the help on standard error and exits 1, as git does.
+``plan`` also uses 2 for "there are changes": scripts that read its exit code
+should check standard error, where a usage error is explained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gitops_mail import __version__
+from gitops_mail.errors import GitopsMailError
+
+FORMATS_PROBLEMS = ("text", "json")
+FORMATS_PLAN = ("text", "markdown", "json")
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", default=".", help="the conf repo (bare or not; default: .)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", default="HEAD", help="the revision to read (default: HEAD)")
+    which.add_argument(
+        "--worktree", action="store_true", help="read the uncommitted files instead of a commit"
+    )
+
+
+def config_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--config`` after the command too; without it the global one (or its default) holds."""
+    p.add_argument("--config", default=argparse.SUPPRESS, help=f"{help_text} (as the global one)")
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, module: str, help_text: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(module=module, command=name)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitops-mail",
+        description="Manage a chasquid mail server from a git repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"gitops-mail {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--config",
+        help="host settings file (default: $GITOPS_MAIL_CONFIG or "
+        "/etc/gitops-mail/gitops-mail.yaml)",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_repo_commands(sub)
+    _add_checkout_commands(sub)
+    _add_host_commands(sub)
+    return parser
+
+
+def _add_repo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(sub, "validate", "validate", "check a revision; every problem at once")
+    _source_options(p)
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+    p = _add(
+        sub,
+        "plan",
+        "plan",
+        "show what applying a revision would change (exit 0: no change, 2: changes, 1: error)",
+    )
+    _source_options(p)
+    base = p.add_mutually_exclusive_group()
+    base.add_argument(
+        "--base",
+        help="compare with this revision (default: the parent of --rev; with --worktree, HEAD)",
+    )
+    base.add_argument(
+        "--live",
+        action="store_true",
+        help="compare with the live config dir named by the host settings",
+    )
+    p.add_argument("--format", choices=FORMATS_PLAN, default="text")
+    config_option(p, "host settings file, for --live")
+
+
+def _add_checkout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(sub, "user", "user", "add, change, remove or list users in a checkout")
+    p.add_argument("action", choices=("add", "passwd", "remove", "list"))
+    p.add_argument("address", nargs="?", help="user@domain (for list: a domain, or nothing)")
+    p.add_argument("--repo", default=".", help="the checkout to edit (default: .)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    p.add_argument(
+        "--create-domain",
+        action="store_true",
+        help="create the domain's directory if it does not exist",
+    )
+
+    p = _add(sub, "alias", "alias", "who receives mail for an address, by chasquid's rules")
+    p.add_argument("action", choices=("resolve",))
+    p.add_argument("address")
+    _source_options(p)
+
+    p = _add(sub, "init", "scaffold", "scaffold a new conf repo for DOMAIN in DIR")
+    p.add_argument("domain")
+    p.add_argument("directory")
+
+    p = _add(sub, "import", "scaffold", "adopt an existing chasquid config dir into a new repo")
+    p.add_argument("chasquid_dir")
+    p.add_argument("directory")
+
+
+def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(
+        sub,
+        "apply",
+        "apply",
+        "apply a revision to this host: validate, pre-flight, swap, "
+        "restart as needed, probe; restore on failure",
+    )
+    p.add_argument("--rev", help="the revision to apply (default: the host's branch)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="stage and pre-flight, show the plan, change nothing"
+    )
+    p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
+
+    p = _add(sub, "status", "status", "what is live, drift, whether chasquid runs")
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+    p = _add(sub, "history", "status", "the last 50 apply attempts on this host")
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+    p = _add(sub, "rollback", "status", "apply the last good revision again (or --to REV)")
+    p.add_argument("--to", help="the revision to go back to (default: the last good one)")
+    p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
+
+    p = _add(
+        sub,
+        "supervise",
+        "supervise",
+        "run chasquid as a child and start it again "
+        "whenever it ends (chasquid.service: supervise); until SIGTERM or SIGINT",
+    )
+    p.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="host settings file (same as the global --config)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "module", None):
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        command = importlib.import_module(f"gitops_mail.commands.{args.module}")
+        return int(command.run(args))
+    except GitopsMailError as exc:
+        if args.debug:
+            raise
+        print(f"gitops-mail: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"    hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"gitops-mail: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gitops-mail: interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per command: ``run(args) -> int``, calling the pure core."""

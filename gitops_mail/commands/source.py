@@ -1,0 +1,36 @@
+"""Turn the common ``--repo/--rev/--worktree`` options into a snapshot and a state."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gitops_mail import gitrepo, localfs
+from gitops_mail.errors import RepoError, UsageError
+from gitops_mail.snapshot import Snapshot
+from gitops_mail.state import State, load_state
+
+
+def read_source(args: argparse.Namespace) -> Snapshot:
+    repo = Path(args.repo)
+    if getattr(args, "worktree", False):
+        return read_worktree(repo)
+    return gitrepo.read_revision(repo, args.rev)
+
+
+def read_worktree(path: Path) -> Snapshot:
+    """The uncommitted files of a checkout (or of any directory, git or not)."""
+    try:
+        root = gitrepo.repo_toplevel(path)
+    except RepoError:
+        return localfs.read_directory(path)
+    if gitrepo.is_bare(root):
+        raise UsageError(
+            f"{path} is a bare repository: it has no working tree to read",
+            "drop --worktree to read a commit, or point --repo at a checkout",
+        )
+    return localfs.read_directory(root)
+
+
+def load_source(args: argparse.Namespace) -> State:
+    return load_state(read_source(args))

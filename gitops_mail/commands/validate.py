@@ -1,0 +1,22 @@
+"""``gitops-mail validate``: every problem of a revision at once."""
+
+from __future__ import annotations
+
+import argparse
+
+from gitops_mail import report
+from gitops_mail.checks import validate
+from gitops_mail.commands.source import load_source
+from gitops_mail.problems import has_errors
+
+
+def run(args: argparse.Namespace) -> int:
+    state = load_source(args)
+    found = validate(state)
+    source = state.snapshot.source
+    if args.format == "json":
+        print(report.problems_json(found, source, state.snapshot.revision), end="")
+    else:
+        print(report.problems_text(found, source), end="")
+    failed = has_errors(found) or (args.strict and bool(found))
+    return 1 if failed else 0

@@ -1,0 +1,180 @@
+"""Plan the users and aliases: who can log in, and who now receives what.
+
+How a change reaches a running chasquid 1.11 (from its source): every
+domain's aliases file is re-read by a periodic timer, registered at start even
+when the file is missing; a users file is re-read only if it existed at
+start and loaded, and one that disappears is not re-read (the old users stay
+until a restart). A domain added or removed needs a restart.
+
+Besides the aliases that changed, the plan lists those left as they were
+whose resolution changed through them (``team: sales`` when ``sales``
+changed), found by walking only what reaches a domain with changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from gitops_mail.formats.addresses import normalize_domain, split_address
+from gitops_mail.formats.aliases import RECURSION_LIMIT, Alias, Kind, Resolution, Resolver
+from gitops_mail.formats.users import Denied, Scheme, User, describe_scheme
+from gitops_mail.plan import (
+    WHY_DEPENDS,
+    WHY_DOMAINS,
+    WHY_GONE_USERS,
+    WHY_NEW_USERS,
+    Action,
+    Change,
+    why_reload,
+)
+from gitops_mail.state import DomainState, State
+
+
+def mail_changes(base: State, new: State) -> Iterator[Change]:
+    """Users and aliases of every domain, then the aliases whose mail now goes elsewhere."""
+    changed: set[str] = set()
+    domains: set[str] = set()
+    for name in sorted(base.domains.keys() | new.domains.keys()):
+        before, after = base.domains.get(name), new.domains.get(name)
+        for change in (
+            *_users(name, before, after, *_users_action(new, before, after)),
+            *_aliases(name, base, new),
+        ):
+            changed.add(change.subject)
+            domains.add(name)
+            yield change
+    domains |= base.domains.keys() ^ new.domains.keys()
+    if domains:
+        yield from _dependents(base, new, changed, domains)
+
+
+def _users_action(
+    new: State, before: DomainState | None, after: DomainState | None
+) -> tuple[Action, str]:
+    if before is None or after is None:
+        return Action.RESTART, WHY_DOMAINS
+    if before.users is None:
+        return Action.RESTART, WHY_NEW_USERS
+    if not after.has_users_file:
+        return Action.RESTART, WHY_GONE_USERS
+    return Action.RELOAD, why_reload(new.chasquid_version)
+
+
+def _aliases_action(base: State, domain: str, new: State) -> tuple[Action, str]:
+    if domain in base.domains and domain in new.domains:
+        return Action.RELOAD, why_reload(new.chasquid_version)
+    return Action.RESTART, WHY_DOMAINS
+
+
+def _users(
+    domain: str, before: DomainState | None, after: DomainState | None, action: Action, why: str
+) -> Iterator[Change]:
+    if after is not None and after.has_users_file and after.users is None:
+        return  # the new file does not parse: validation says where
+    old = _by_name(before)
+    cur = _by_name(after)
+    for user in sorted(cur.keys() | old.keys()):
+        address = f"{user}@{domain}"
+        if user not in old:
+            scheme = describe_scheme(cur[user].scheme)
+            yield Change("user", "added", address, None, scheme, action, why)
+        elif user not in cur:
+            yield Change("user", "removed", address, None, None, action, why)
+        elif old[user].scheme != cur[user].scheme:
+            op = _scheme_change(old[user].scheme, cur[user].scheme)
+            yield Change("user", op, address, None, None, action, why)
+
+
+def _by_name(domain: DomainState | None) -> dict[str, User]:
+    return domain.users.by_name() if domain is not None and domain.users is not None else {}
+
+
+def _scheme_change(old: Scheme, new: Scheme) -> str:
+    if isinstance(new, Denied):
+        return "made receive-only"
+    if isinstance(old, Denied):
+        return "can log in again (password set)"
+    if type(old) is not type(new):
+        return f"password scheme changed ({describe_scheme(old)} to {describe_scheme(new)})"
+    return "password changed"
+
+
+def _aliases(domain: str, base: State, new: State) -> Iterator[Change]:
+    old, cur = _effective(base, domain), _effective(new, domain)
+    action, why = _aliases_action(base, domain, new)
+    for key in sorted(old.keys() | cur.keys()):
+        if key in old and key in cur and old[key].recipients == cur[key].recipients:
+            continue
+        op = "added" if key not in old else "removed" if key not in cur else "changed"
+        address = f"{key}@{domain}"
+        area = "catch-all" if key == "*" else "alias"
+        before, after = _resolution(base, address), _resolution(new, address)
+        yield Change(area, op, address, before, after, action, why)
+
+
+def _dependents(base: State, new: State, changed: set[str], domains: set[str]) -> Iterator[Change]:
+    """Aliases left as they were whose mail now goes elsewhere: those whose
+    resolution passes through a domain with changes (an alias, a catch-all or
+    a user that changed)."""
+    reach = _Reach(new.resolver, {normalize_domain(d) or d for d in domains})
+    for domain in sorted(base.domains.keys() & new.domains.keys()):
+        for key in sorted(_effective(base, domain).keys() & _effective(new, domain).keys()):
+            address = f"{key}@{domain}"
+            if address in changed or not reach.reaches(key, domain):
+                continue
+            before, after = _resolution(base, address), _resolution(new, address)
+            if before != after:
+                area = "catch-all" if key == "*" else "alias"
+                op = "resolution changed"
+                yield Change(area, op, address, before, after, Action.NONE, WHY_DEPENDS)
+
+
+class _Reach:
+    """Whether resolving an address visits one of ``domains``; memoised, so that
+    checking every alias costs one step each. Domains without changes resolve
+    alike in both states, so the new state's steps are enough."""
+
+    def __init__(self, resolver: Resolver, domains: set[str]) -> None:
+        self.resolver = resolver
+        self.domains = domains
+        self.memo: dict[str, bool] = {}
+
+    def reaches(self, key: str, domain: str) -> bool:
+        """For the alias ``key`` (normalised already) of the directory ``domain``."""
+        return self._visit(f"{key}@{normalize_domain(domain) or domain}", 0)
+
+    def _visit(self, address: str, depth: int) -> bool:
+        found = self.memo.get(address)
+        if found is not None:
+            return found
+        if depth > RECURSION_LIMIT:
+            return True  # an error either way: let the resolutions compare
+        self.memo[address] = False  # a loop does not reach anything by itself
+        step = self.resolver.step(address)
+        found = split_address(step.address)[1] in self.domains or any(
+            self._visit(t.address, depth + 1) for t in step.targets if t.kind is Kind.EMAIL
+        )
+        self.memo[address] = found
+        return found
+
+
+def _effective(state: State, domain: str) -> Mapping[str, Alias]:
+    found = state.domains.get(domain)
+    return found.aliases.effective() if found is not None and found.aliases is not None else {}
+
+
+def _resolution(state: State, address: str) -> str | None:
+    """Who receives mail for ``address`` in ``state``; None when chasquid refuses it."""
+    resolution = state.resolver.resolve(address)
+    if not resolution.exists and resolution.error is None:
+        return None
+    return format_resolution(resolution, mark_catch_all=not address.startswith("*@"))
+
+
+def format_resolution(resolution: Resolution, *, mark_catch_all: bool = True) -> str:
+    """Recipients for people: pipes as ``| command``, and whether a catch-all took it."""
+    if resolution.error:
+        return f"(error: {resolution.error})"
+    shown = [r.address if r.kind is Kind.EMAIL else f"| {r.address}" for r in resolution.recipients]
+    text = ", ".join(shown) or "(nobody)"
+    return f"{text} (catch-all)" if resolution.catch_all and mark_catch_all else text
