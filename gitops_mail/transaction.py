@@ -1,0 +1,145 @@
+"""The apply transaction: one revision made live, proven, or the old state restored.
+
+    lock -> read + validate -> render + certificates -> stage -> pre-flight
+         -> checkpoint + swap -> restart (as needed) -> probe
+         -> on failure after the swap: restore, restart, probe again
+
+Modelled on certbot's checkpoint / config_test / restart / recovery routine.
+Nothing before the swap touches the live config dir, so an error there loses
+nothing; after the swap, every failure and SIGTERM/SIGINT ends in the new
+state proven or the old state restored, never half.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gitops_mail import gitrepo, livefs
+from gitops_mail.checks import validate
+from gitops_mail.errors import GitopsMailError, InvalidConfig
+from gitops_mail.hostconfig import HostSettings
+from gitops_mail.plan import Action, Plan, make_plan
+from gitops_mail.problems import has_errors
+from gitops_mail.state import State, load_state
+from gitops_mail.statestore import Attempt, StateStore
+
+
+class ApplyFailed(GitopsMailError):
+    """The new state did not come up; the previous one was restored."""
+
+
+@dataclass
+class Phases:
+    """Wall time per phase, for history and benchmarks."""
+
+    ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round((time.perf_counter() - start) * 1000, 1)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.ms.values()), 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    revision: str
+    result: str  # applied | unchanged | dry-run
+    action: Action
+    plan: Plan
+    changes: tuple[livefs.Change, ...]
+    phases: dict[str, float]
+    message: str
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
+    with phases.timed("read"):
+        snapshot = gitrepo.read_revision(settings.repo, rev)
+        state = load_state(snapshot)
+    with phases.timed("validate"):
+        problems = validate(state)
+    if has_errors(problems):
+        errors = [p for p in problems if p.is_error]
+        count = f"{len(errors)} error" + ("" if len(errors) == 1 else "s")
+        raise InvalidConfig(
+            f"revision {snapshot.short} is invalid ({count}); nothing was changed:\n"
+            + "\n".join(p.format() for p in errors),
+            "fix the problems in a new commit, or `git revert` the bad one",
+        )
+    return state
+
+
+@dataclass
+class Run:
+    """One attempt at one revision: where to record it and how long each phase took."""
+
+    store: StateStore
+    revision: str
+    dry_run: bool = False
+    started: str = field(default_factory=now)
+    phases: Phases = field(default_factory=Phases)
+
+    def record(
+        self,
+        result: str,
+        *,
+        reason: str = "",
+        summary: str = "",
+        action: str = "none",
+        applied: bool = False,
+    ) -> None:
+        if self.dry_run:
+            return
+        attempt = Attempt(
+            self.revision,
+            self.started,
+            result,
+            reason=_one_line(reason),
+            summary=summary,
+            action=action,
+            phases_ms=self.phases.ms,
+            duration_ms=self.phases.total,
+        )
+        self.store.record(attempt, applied=self.revision if applied else None)
+
+
+def _one_line(reason: str) -> str:
+    """History keeps one line: the headline and the first problem, if any."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300]
+
+
+def summary(plan: Plan) -> str:
+    if not plan.changes:
+        return "no change"
+    counts: dict[str, int] = {}
+    for change in plan.changes:
+        key = f"{change.area} {change.op}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> Plan:
+    """Plan from the revision that is live (if any) to ``new``."""
+    applied = store.load().applied
+    base = None
+    if applied is not None:
+        try:
+            base = load_state(gitrepo.read_revision(settings.repo, applied))
+        except GitopsMailError:
+            base = None  # history rewritten: plan from nothing
+    return make_plan(base, new)
