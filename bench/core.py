@@ -48,15 +48,21 @@ def _aliases_file(domain: str, changed: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_scale_repo(root: Path) -> Path:
+ACME_SH = "acme_sh: /root/.acme.sh/mail.example.com_ecc"
+
+
+def make_scale_repo(
+    root: Path, conf: str = 'hostname: "mail.example.com"\n', cert_source: str = ACME_SH
+) -> Path:
+    """A repo at the benchmark's scale whose tip changes one alias of d50."""
     repo = root / "scale"
     (repo / "chasquid").mkdir(parents=True)
-    (repo / "chasquid" / "chasquid.conf").write_text('hostname: "mail.example.com"\n')
+    (repo / "chasquid" / "chasquid.conf").write_text(conf)
     manifest = [
         "version: 1",
         "certificates:",
         "  - name: mail.example.com",
-        "    acme_sh: /root/.acme.sh/mail.example.com_ecc",
+        f"    {cert_source}",
         "domains:",
     ]
     for d in range(DOMAINS):

@@ -5,34 +5,53 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 GITOPS_MAIL = str(VENV_BIN / "gitops-mail")
 
 
 def measure(
-    argv: Sequence[str], *, cwd: Path | None = None, ok: Sequence[int] = (0,)
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    ok: Sequence[int] = (0,),
+    env: Mapping[str, str] | None = None,
 ) -> tuple[float, float]:
-    """Run argv once; return (seconds, peak RSS in MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise RuntimeError(f"{' '.join(argv)} exited {code}: {err}")
-    if proc.stderr:
-        proc.stderr.close()
+    """Run argv once; return (seconds, peak RSS of the child in MB)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in ok:
+            err.seek(0)
+            message = err.read().decode(errors="replace")
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {message}")
     return elapsed, usage.ru_maxrss / 1024
 
 
-def row(what: str, target: str, argv: Sequence[str], runs: int, **kw: object) -> dict[str, object]:
-    measure(argv, **kw)  # warm the page cache and .pyc files
-    samples = [measure(argv, **kw) for _ in range(runs)]
+def row(
+    what: str,
+    target: str,
+    argv: Sequence[str],
+    runs: int,
+    *,
+    before: Callable[[], object] | None = None,
+    **kw: Any,
+) -> dict[str, object]:
+    """The median of ``runs`` fresh runs (after one warm-up); ``before`` runs untimed first."""
+    samples = []
+    for _ in range(runs + 1):
+        if before is not None:
+            before()
+        samples.append(measure(argv, **kw))
+    samples = samples[1:]  # the first warms the page cache
     times = [s[0] * 1000 for s in samples]
     return {
         "what": what,

@@ -129,6 +129,10 @@ class LiveDir:
     def drift(self) -> Drift:
         return livescan.drift(self.config_dir, self.inventory())
 
+    def changes(self, tree: DesiredTree) -> tuple[Change, ...]:
+        """What ``stage(tree)`` would change, computed without writing anything."""
+        return livescan.plan(self.config_dir, tree, self.inventory()).changes
+
     # --- stage ---------------------------------------------------------------
 
     def stage(self, tree: DesiredTree) -> Staged:

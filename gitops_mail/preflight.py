@@ -84,13 +84,15 @@ def preflight(
     *,
     binary: Path = Path("/usr/bin/chasquid"),
     util: Path = Path("/usr/bin/chasquid-util"),
-    domains: Sequence[str] = (),
+    domains: Sequence[str] | None = None,
     timeout: float = 10.0,
 ) -> PreflightResult:
     """Let chasquid judge ``staged``; see the module docstring.
 
-    ``domains`` limits the users files checked with chasquid-util (empty: every
-    domain under ``staged/domains``); a domain without a users file is skipped.
+    ``domains`` limits the users files checked with chasquid-util (None: every
+    domain under ``staged/domains``; empty: none, since chasquid's own start
+    already loads every users file and check-userdb only names the file); a
+    domain without a users file is skipped.
     Raises ``CommandError`` only when chasquid or chasquid-util cannot be run.
     """
     began = time.monotonic()
@@ -221,7 +223,9 @@ def _message(line: str) -> str:
 # --- users files ---------------------------------------------------------------------
 
 
-def _check_userdbs(util: Path, staged: Path, domains: Sequence[str], timeout: float) -> list[str]:
+def _check_userdbs(
+    util: Path, staged: Path, domains: Sequence[str] | None, timeout: float
+) -> list[str]:
     errors = []
     for domain in _users_domains(staged, domains):
         problem = _check_userdb(util, staged, domain, timeout)
@@ -230,11 +234,11 @@ def _check_userdbs(util: Path, staged: Path, domains: Sequence[str], timeout: fl
     return errors
 
 
-def _users_domains(staged: Path, domains: Sequence[str]) -> list[str]:
+def _users_domains(staged: Path, domains: Sequence[str] | None) -> list[str]:
     """The domains to check that have a users file (chasquid's own test: it exists)."""
     root = staged / "domains"
     present = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-    wanted = [d for d in present if d in domains] if domains else present
+    wanted = [d for d in present if d in domains] if domains is not None else present
     return [d for d in wanted if (root / d / "users").exists()]
 
 
