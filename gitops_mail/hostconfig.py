@@ -30,7 +30,10 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["repo"],
     "properties": {
-        "repo": _PATH,
+        "repo": {
+            **_PATH,
+            "description": "the repository to reconcile from, e.g. repo: /srv/mail-conf.git",
+        },
         "remote": {"type": ["string", "null"]},
         "branch": {"type": "string", "minLength": 1},
         "state_dir": _PATH,
@@ -104,9 +107,10 @@ def parse(data: bytes, path: Path) -> HostSettings:
     from gitops_mail.yamldoc import load_yaml, schema_problems  # noqa: PLC0415 - start-up time
 
     doc, found = load_yaml(data, str(path))
-    if doc is not None and not found:
-        found = schema_problems(doc, SCHEMA, str(path)) or _rule_problems(doc, str(path))
+    if doc is not None:
+        found += schema_problems(doc, SCHEMA, str(path)) + _rule_problems(doc, str(path))
     if doc is None or found:
+        found = sorted(dict.fromkeys(found), key=lambda p: (p.line or 0, p.column or 0))
         raise InvalidConfig(
             "the host settings are invalid:\n" + "\n".join(p.format() for p in found),
             "fix the lines shown",
@@ -115,21 +119,25 @@ def parse(data: bytes, path: Path) -> HostSettings:
 
 
 def _rule_problems(doc: YamlDoc, path: str) -> list[Problem]:
-    chasquid = doc.data.get("chasquid") or {} if isinstance(doc.data, dict) else {}
-    if chasquid.get("service") == "command" and not chasquid.get("restart_command"):
-        from gitops_mail.yamldoc import problem_at  # noqa: PLC0415 - start-up time
+    """Rules across keys; the schema reports values of the wrong type."""
+    top = doc.data if isinstance(doc.data, dict) else {}
+    chasquid = top.get("chasquid")
+    if not isinstance(chasquid, dict) or chasquid.get("service") != "command":
+        return []
+    if chasquid.get("restart_command") is not None:
+        return []  # present: the schema judges it
+    from gitops_mail.yamldoc import problem_at  # noqa: PLC0415 - start-up time
 
-        return [
-            problem_at(
-                doc,
-                path,
-                ("chasquid", "service"),
-                "hostconfig.no-restart-command",
-                "`command` needs chasquid.restart_command",
-                hint='e.g. restart_command: ["/usr/local/bin/restart-chasquid"]',
-            )
-        ]
-    return []
+    return [
+        problem_at(
+            doc,
+            path,
+            ("chasquid", "service"),
+            "hostconfig.no-restart-command",
+            "`command` needs chasquid.restart_command",
+            hint='e.g. restart_command: ["/usr/local/bin/restart-chasquid"]',
+        )
+    ]
 
 
 def _settings(path: Path, raw: Any) -> HostSettings:

@@ -16,7 +16,7 @@ import os
 import pwd
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ _NAME_HINT = (
 
 @dataclass(frozen=True)
 class FileSpec:
-    data: bytes
+    data: bytes = field(repr=False)  # users files and private keys: never in a repr
     mode: int = 0o644
     owner: str = "root"
     group: str = "root"
@@ -64,7 +64,7 @@ class Live:
 
 @dataclass(frozen=True)
 class Want:
-    data: bytes
+    data: bytes = field(repr=False)
     mode: int
     uid: int
     gid: int

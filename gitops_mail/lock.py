@@ -24,19 +24,31 @@ def state_lock(
     state_dir: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None
 ) -> Iterator[None]:
     path = state_dir / "lock"
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise GitopsMailError(
-            f"cannot open the state lock {path}: {exc.strerror}",
-            "check that the state_dir of the host settings is writable",
-        ) from exc
+    fd = _open(state_dir, path)
     try:
         _acquire(fd, path, wait=wait, on_wait=on_wait)
         yield
     finally:
         os.close(fd)
+
+
+def _open(state_dir: Path, path: Path) -> int:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise _unusable(f"the state dir {state_dir} is not a directory") from None
+    except OSError as exc:
+        raise _unusable(f"cannot create the state dir {state_dir}: {exc.strerror}") from exc
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _unusable(f"cannot open the state lock {path}: {exc.strerror}") from exc
+
+
+def _unusable(message: str) -> GitopsMailError:
+    return GitopsMailError(
+        message, "check state_dir in the host settings: it must be a directory this user can write"
+    )
 
 
 def _acquire(fd: int, path: Path, *, wait: bool, on_wait: Callable[[], None] | None) -> None:

@@ -15,6 +15,10 @@ from gitops_mail import localfs
 from gitops_mail.errors import GitopsMailError
 
 HISTORY_LIMIT = 50
+_HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
+_DIR_HINT = "check state_dir in the host settings: it must be a directory this user can write"
+_TEXT_FIELDS = ("revision", "started_at", "result", "reason", "summary", "action")
+_REQUIRED = ("revision", "started_at", "result")
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,12 @@ class Record:
         return None
 
     def previous_good(self) -> str | None:
-        """The last revision applied successfully before the live one."""
+        """The newest revision, other than the live one, whose last attempt succeeded."""
+        seen: set[str] = set()
         for attempt in self.history:
+            if attempt.revision in seen:
+                continue  # only a revision's newest attempt says whether it is good
+            seen.add(attempt.revision)
             if attempt.succeeded and attempt.revision != self.applied:
                 return attempt.revision
         return None
@@ -63,15 +71,16 @@ class StateStore:
 
     def load(self) -> Record:
         try:
-            raw = json.loads(self.path.read_bytes())
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return Record()
-        except (OSError, ValueError) as exc:
-            raise GitopsMailError(
-                f"cannot read {self.path}: {exc}",
-                "the file is gitops-mail's own record; move it away to start a fresh history",
-            ) from exc
-        return _record(raw)
+        except OSError as exc:
+            hint = _DIR_HINT if isinstance(exc, NotADirectoryError) else _HINT
+            raise GitopsMailError(f"cannot read {self.path}: {exc.strerror}", hint) from exc
+        try:
+            return _record(_json(data))
+        except _Shape as exc:
+            raise GitopsMailError(f"cannot read {self.path}: {exc}", _HINT) from None
 
     def record(self, attempt: Attempt, *, applied: str | None = None) -> Record:
         old = self.load()
@@ -80,11 +89,70 @@ class StateStore:
             history=(attempt, *old.history)[:HISTORY_LIMIT],
         )
         doc = {"applied": new.applied, "history": [asdict(a) for a in new.history]}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_state_dir(self.path.parent)
         localfs.atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
         return new
 
 
+def _make_state_dir(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise GitopsMailError(f"the state dir {state_dir} is not a directory", _DIR_HINT) from None
+    except OSError as exc:
+        message = f"cannot create the state dir {state_dir}: {exc.strerror}"
+        raise GitopsMailError(message, _DIR_HINT) from exc
+
+
+class _Shape(Exception):
+    """state.json is JSON, but not a record this module wrote."""
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))  # as written; bytes would also guess UTF-16
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _Shape(f"it is not valid JSON ({exc.msg} at {where})") from None
+    except UnicodeDecodeError:
+        raise _Shape("it is not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise _Shape("it is nested too deeply to be a record") from None
+
+
 def _record(raw: Any) -> Record:
-    history = tuple(Attempt(**a) for a in raw.get("history", []))
-    return Record(applied=raw.get("applied"), history=history)
+    if not isinstance(raw, dict):
+        raise _Shape("it is not a JSON object")
+    applied, history = raw.get("applied"), raw.get("history", [])
+    if applied is not None and not isinstance(applied, str):
+        raise _Shape("'applied' is not a revision")
+    if not isinstance(history, list):
+        raise _Shape("'history' is not a list")
+    return Record(applied, tuple(_attempt(i, a) for i, a in enumerate(history)))
+
+
+def _attempt(index: int, raw: Any) -> Attempt:
+    where = f"history[{index}]"
+    if not isinstance(raw, dict):
+        raise _Shape(f"{where} is not a JSON object")
+    for name in _REQUIRED:
+        if name not in raw:
+            raise _Shape(f"{where} has no '{name}'")
+    for name in _TEXT_FIELDS:
+        if not isinstance(raw.get(name, ""), str):
+            raise _Shape(f"{where}.{name} is not a string")
+    phases = raw.get("phases_ms", {})
+    if not isinstance(phases, dict) or not all(_number(v) for v in phases.values()):
+        raise _Shape(f"{where}.phases_ms is not a mapping of phase to milliseconds")
+    if not _number(raw.get("duration_ms", 0.0)):
+        raise _Shape(f"{where}.duration_ms is not a number")
+    known = {name: raw[name] for name in _TEXT_FIELDS if name in raw}  # newer fields are ignored
+    return Attempt(
+        **known,
+        phases_ms={str(k): float(v) for k, v in phases.items()},
+        duration_ms=float(raw.get("duration_ms", 0.0)),
+    )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
