@@ -8,6 +8,8 @@ it touched must be accepted or refused as the new resolution says).
 from __future__ import annotations
 
 import secrets
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_mail import livefs
@@ -15,45 +17,118 @@ from gitops_mail.errors import GitopsMailError
 from gitops_mail.formats.chasquid_conf import parse_config
 from gitops_mail.hostconfig import HostSettings
 from gitops_mail.plan import Action, Plan
-from gitops_mail.probe import ProbeSpec, endpoints_from_config, leaf_fingerprint, probe
-from gitops_mail.service import service_for
+from gitops_mail.preflight import error_lines
+from gitops_mail.probe import (
+    ProbeResult,
+    ProbeSpec,
+    endpoints_from_config,
+    leaf_fingerprint,
+    probe,
+)
+from gitops_mail.service import LOG_FILE, service_for
 from gitops_mail.state import State
 from gitops_mail.transaction import Phases
 
 RCPT_LIMIT = 20
 WAIT_RELOAD_S = 35.0  # chasquid 1.11 re-reads users and aliases every 30 s
+RELOAD_POLL_S = 0.25  # between probes while waiting for that reload
+LOG_READ_LIMIT = 256 * 1024  # of chasquid's log written since the restart
+NORMAL_STOP = "Got signal to exit"  # the old chasquid, stopped by the restart
+
+
+@dataclass(frozen=True)
+class Restored:
+    ok: bool  # the old tree is back and the server passes its probes
+    sentence: str  # how it went, for messages and history
 
 
 def act_and_probe(
-    settings: HostSettings, action: Action, state: State | None, plan: Plan | None, phases: Phases
+    settings: HostSettings,
+    action: Action,
+    state: State | None,
+    plan: Plan | None,
+    phases: Phases,
+    *,
+    label: str = "",
 ) -> str | None:
-    """Restart as needed and probe; None when proven, else why not."""
-    deadline = settings.probe_deadline
+    """Restart as needed and probe; None when proven, else why not.
+
+    ``label`` prefixes the phase names ("restore-" for the second round).
+    With ``reload_strategy: wait`` a users/aliases change is probed again until
+    chasquid's periodic reload shows it, or the wait is over.
+    """
     waiting = action is Action.RELOAD and settings.chasquid.reload_strategy == "wait"
+    log = _own_log(settings)
+    offset = _size(log)
     try:
         if action is not Action.NONE and not waiting:
-            with phases.timed("restart"):
+            with phases.timed(f"{label}restart"):
                 service_for(settings).restart()
-        with phases.timed("probe"):
+        with phases.timed(f"{label}probe"):
             spec = spec_from_disk(settings.chasquid.config_dir, state, plan)
-            result = probe(spec, deadline=WAIT_RELOAD_S if waiting else deadline)
+            if waiting:
+                result = _probe_until_reloaded(spec, WAIT_RELOAD_S)
+            else:
+                result = probe(spec, deadline=settings.probe_deadline)
     except GitopsMailError as exc:
         return exc.message
     if result.ok:
         return None
-    return "probe failed: " + "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
+    failure = "probe failed: " + "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
+    said = _errors_logged(log, offset)
+    return f"chasquid logged: {said}; {failure}" if said else failure
+
+
+def _own_log(settings: HostSettings) -> Path | None:
+    """chasquid's log where gitops-mail keeps it (supervise mode): its words on a failure."""
+    return settings.state_dir / LOG_FILE if settings.chasquid.service == "supervise" else None
+
+
+def _size(log: Path | None) -> int:
+    try:
+        return log.stat().st_size if log is not None else 0
+    except OSError:
+        return 0
+
+
+def _errors_logged(log: Path | None, offset: int) -> str:
+    """chasquid's error and fatal lines written to ``log`` since ``offset``, each once."""
+    if log is None:
+        return ""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read(LOG_READ_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    errors = (line for line in error_lines(text) if not line.startswith(NORMAL_STOP))
+    return "; ".join(dict.fromkeys(errors))
+
+
+def _probe_until_reloaded(spec: ProbeSpec, seconds: float) -> ProbeResult:
+    """Probe until every answer is the new one; a wrong answer may be the old config still."""
+    end = time.monotonic() + seconds
+    while True:
+        result = probe(spec, deadline=max(end - time.monotonic(), RELOAD_POLL_S))
+        if result.ok or time.monotonic() + RELOAD_POLL_S >= end:
+            return result
+        time.sleep(RELOAD_POLL_S)
 
 
 def restore(
     settings: HostSettings, live: livefs.LiveDir, checkpoint: livefs.Checkpoint, phases: Phases
-) -> str:
-    """Put the old tree back, restart, probe; a sentence saying how it went."""
+) -> Restored:
+    """Put the old tree back, restart, probe; say how it went."""
     with phases.timed("restore"):
         live.restore(checkpoint)
-    failure = act_and_probe(settings, Action.RESTART, None, None, phases)
+    failure = act_and_probe(settings, Action.RESTART, None, None, phases, label="restore-")
     if failure is None:
-        return "the server was restored to its previous configuration and passes its probes"
-    return f"the previous configuration was restored, but the server still fails: {failure}"
+        return Restored(
+            True, "the server was restored to its previous configuration and passes its probes"
+        )
+    return Restored(
+        False, f"the previous configuration was restored, but the server still fails: {failure}"
+    )
 
 
 def spec_from_disk(config_dir: Path, state: State | None, plan: Plan | None) -> ProbeSpec:

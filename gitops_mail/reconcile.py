@@ -3,14 +3,11 @@ daemon share. See ``transaction`` for the phases and their guarantees."""
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
-from gitops_mail import gitrepo, livefs, liveproof, preflight
+from gitops_mail import gitrepo, livefs, preflight
 from gitops_mail.certsource import CertMaterial, load_certificate
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.hostconfig import HostSettings
@@ -23,10 +20,16 @@ from gitops_mail.transaction import (
     ApplyFailed,
     Outcome,
     Run,
+    Unproven,
+    clip,
+    deferred_signals,
     plan_against_live,
     read_desired,
     summary,
+    terminable,
 )
+
+REASON_LIMIT = 200  # of a probe failure in history, so that how the restore went fits too
 
 
 def reconcile(
@@ -39,8 +42,11 @@ def reconcile(
 ) -> Outcome:
     store = StateStore(settings.state_dir)
     live = livefs.LiveDir(settings.chasquid.config_dir, settings.state_dir)
-    with state_lock(settings.state_dir, wait=wait, on_wait=on_wait):
-        live.recover()
+    with terminable(), state_lock(settings.state_dir, wait=wait, on_wait=on_wait):
+        recovered = live.recover()
+        if recovered is not None:  # an apply died mid-swap or mid-restore: history says so
+            interrupted = Unproven.of(settings.state_dir).revision() or "unknown"
+            Run(store, interrupted).record("interrupted", reason=recovered)
         revision = gitrepo.resolve_revision(settings.repo, rev or settings.branch)
         return _Apply(settings, live, Run(store, revision, dry_run=dry_run)).run()
 
@@ -48,17 +54,31 @@ def reconcile(
 class _Apply:
     def __init__(self, settings: HostSettings, live: livefs.LiveDir, run: Run) -> None:
         self.settings, self.live, self.r = settings, live, run
+        self.unproven = Unproven.of(settings.state_dir)
 
     def run(self) -> Outcome:
         state, tree = self._desired()
+        try:
+            return self._apply(state, tree)
+        except ApplyFailed:
+            raise  # already recorded
+        except GitopsMailError as exc:  # staging, swapping, restarting: say why in history
+            with contextlib.suppress(GitopsMailError):  # the state dir may be the cause
+                self.r.record("failed", reason=exc.message)
+            raise
+
+    def _apply(self, state: State, tree: livefs.DesiredTree) -> Outcome:
+        unproven = self.unproven.present()  # the last apply died between swap and proof
+        with self.r.phases.timed("compare"):
+            if not unproven and not self.live.changes(tree):
+                return self._unchanged()
         plan = plan_against_live(self.settings, self.r.store, state)
         with self.r.phases.timed("stage"):
             staged = self.live.stage(tree)
-        swapped = False
         try:
-            if not staged.changes:
-                return self._unchanged(plan)
             action = action_for(staged.changes, self.settings.chasquid.config_dir)
+            if unproven:
+                action = Action.RESTART
             self._preflight(staged)
             if self.r.dry_run:
                 return self._outcome(
@@ -68,11 +88,9 @@ class _Apply:
                     staged,
                     f"would apply {self.r.revision[:7]} ({summary(plan)}); pre-flight passed",
                 )
-            swapped = True
             return self._swap_and_prove(staged, state, plan, action)
         finally:
-            if not swapped:
-                self.live.discard(staged)
+            self.live.discard(staged)  # also what a swap left of it, used or failed
 
     def _desired(self) -> tuple[State, livefs.DesiredTree]:
         try:
@@ -89,12 +107,12 @@ class _Apply:
         changes = staged.changes if staged is not None else ()
         return Outcome(self.r.revision, result, action, plan, changes, self.r.phases.ms, message)
 
-    def _unchanged(self, plan: Plan) -> Outcome:
+    def _unchanged(self) -> Outcome:
         self.r.record("unchanged", summary="no change", applied=True)
         return self._outcome(
             "unchanged",
             Action.NONE,
-            plan,
+            Plan(self.r.revision[:7], self.r.revision[:7], (), ()),
             None,
             f"{self.r.revision[:7]} is already live; nothing to do",
         )
@@ -102,7 +120,12 @@ class _Apply:
     def _preflight(self, staged: livefs.Staged) -> None:
         chasquid = self.settings.chasquid
         with self.r.phases.timed("preflight"):
-            result = preflight.preflight(staged.path, binary=chasquid.binary, util=chasquid.util)
+            result = preflight.preflight(
+                staged.path,
+                binary=chasquid.binary,
+                util=chasquid.util,
+                domains=_changed_users(staged.changes),
+            )
         if result.ok:
             return
         reason = "chasquid's pre-flight refused it: " + "; ".join(result.errors)
@@ -115,8 +138,12 @@ class _Apply:
     def _swap_and_prove(
         self, staged: livefs.Staged, state: State, plan: Plan, action: Action
     ) -> Outcome:
+        from gitops_mail import liveproof  # noqa: PLC0415 - SMTP/TLS code only when a swap happens
+
         phases = self.r.phases
+        done = _done(action, self.settings.chasquid.reload_strategy)
         with deferred_signals():
+            self.unproven.mark(self.r.revision)
             with phases.timed("swap"):
                 checkpoint = self.live.swap(staged)
             failure = liveproof.act_and_probe(self.settings, action, state, plan, phases)
@@ -124,17 +151,21 @@ class _Apply:
                 restored = liveproof.restore(self.settings, self.live, checkpoint, phases)
                 self.r.record(
                     "failed",
-                    reason=f"{failure}; {restored}",
+                    reason=f"{clip(failure, REASON_LIMIT)}; {restored.sentence}",
                     summary=summary(plan),
-                    action=action.label,
+                    action=done,
                 )
+                if restored.ok:
+                    self.unproven.clear()
+                sentence = restored.sentence
                 raise ApplyFailed(
                     f"revision {self.r.revision[:7]} failed after it went live: {failure}. "
-                    f"{restored[0].upper()}{restored[1:]}.",
+                    f"{sentence[0].upper()}{sentence[1:]}.",
                     "`gitops-mail history` shows the details; fix it in a new commit",
                 )
             self.live.cleanup(checkpoint)
-            self.r.record("applied", summary=summary(plan), action=action.label, applied=True)
+            self.r.record("applied", summary=summary(plan), action=done, applied=True)
+            self.unproven.clear()
         did = _did(action, self.settings.chasquid.reload_strategy)
         return self._outcome(
             "applied",
@@ -145,12 +176,32 @@ class _Apply:
         )
 
 
+def _done(action: Action, reload_strategy: str) -> str:
+    """What was done to chasquid, for history: restart, reload (its own timer) or none."""
+    if action is Action.RELOAD and reload_strategy != "wait":
+        return Action.RESTART.label
+    return action.label
+
+
 def _did(action: Action, reload_strategy: str) -> str:
     if action is Action.NONE:
         return "no restart needed"
     if action is Action.RELOAD and reload_strategy == "wait":
         return "picked up by chasquid's periodic reload"
     return "restarted chasquid"
+
+
+def _changed_users(changes: tuple[livefs.Change, ...]) -> list[str]:
+    """Domains whose users file this apply writes: the ones check-userdb must see."""
+    return sorted(
+        {
+            c.path.split("/")[1]
+            for c in changes
+            if c.op in ("create", "update")
+            and c.path.startswith("domains/")
+            and c.path.endswith("/users")
+        }
+    )
 
 
 def _certificates(state: State) -> dict[str, CertMaterial]:
@@ -161,7 +212,19 @@ def _certificates(state: State) -> dict[str, CertMaterial]:
 
 def action_for(changes: tuple[livefs.Change, ...], config_dir: Path) -> Action:
     """How chasquid 1.11 picks up these file changes (CHASQUID.md's reload table)."""
+    if _removes_a_domain(changes, config_dir):
+        return Action.RESTART  # a removed domain stays local in chasquid until a restart
     return max((_file_action(c, config_dir) for c in changes), default=Action.NONE)
+
+
+def _removes_a_domain(changes: tuple[livefs.Change, ...], config_dir: Path) -> bool:
+    removed = {c.path for c in changes if c.op == "remove"}
+    for domain in {p.split("/")[1] for p in removed if p.startswith("domains/")}:
+        live = config_dir / "domains" / domain
+        files = [f"domains/{domain}/{f.name}" for f in live.iterdir()] if live.is_dir() else []
+        if all(f in removed for f in files):
+            return True
+    return False
 
 
 def _file_action(change: livefs.Change, config_dir: Path) -> Action:
@@ -175,24 +238,3 @@ def _file_action(change: livefs.Change, config_dir: Path) -> Action:
     if parts[2] == "users" and change.op in ("create", "remove"):
         return Action.RESTART  # users files are found at start only, and never dropped
     return Action.NONE if parts[2] == "dkim_selector" else Action.RELOAD
-
-
-@contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT until the block ends (applied or restored), then act on them."""
-    caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread receives signals; the daemon handles its own
-        return
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-
-    old = {s: signal.signal(s, hold) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for signum, handler in old.items():
-            signal.signal(signum, handler)
-        if caught:
-            signal.raise_signal(caught[0])

@@ -25,7 +25,7 @@ _REQUIRED = ("revision", "started_at", "result")
 class Attempt:
     revision: str
     started_at: str  # ISO 8601, UTC
-    result: str  # applied | unchanged | failed | invalid | restored-failed
+    result: str  # applied | unchanged | failed | invalid | interrupted
     reason: str = ""
     summary: str = ""  # the plan in one line, never a secret
     action: str = "none"

@@ -8,20 +8,33 @@ Modelled on certbot's checkpoint / config_test / restart / recovery routine.
 Nothing before the swap touches the live config dir, so an error there loses
 nothing; after the swap, every failure and SIGTERM/SIGINT ends in the new
 state proven or the old state restored, never half.
+
+Signals: before the swap SIGTERM unwinds like Ctrl-C (a pre-flight chasquid is
+stopped, the staging dir removed) and the process then ends by it; from the
+swap until the outcome is recorded SIGTERM and SIGINT wait (``deferred_signals``).
+A crash (SIGKILL, power loss) after the swap and before the proof leaves the
+``Unproven`` mark: the next apply restarts and probes even if the tree is
+already the one it wants.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
 
 from gitops_mail import gitrepo, livefs
 from gitops_mail.checks import validate
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.hostconfig import HostSettings
+from gitops_mail.localfs import atomic_write
 from gitops_mail.plan import Action, Plan, make_plan
 from gitops_mail.problems import has_errors
 from gitops_mail.state import State, load_state
@@ -143,3 +156,94 @@ def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> 
         except GitopsMailError:
             base = None  # history rewritten: plan from nothing
     return make_plan(base, new)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Unproven:
+    """``state_dir/unproven``: a revision went live whose proof has not finished.
+
+    Set just before the swap and removed once the outcome is recorded (new state
+    proven, or old state restored and proven). Found at the start of an apply,
+    it means the last one died in between: chasquid may not serve the tree on
+    disk, so restarting and probing is due even when nothing else is. A swap
+    that fails (and is undone) leaves it too: one restart more than needed,
+    never one less.
+    """
+
+    path: Path
+
+    @classmethod
+    def of(cls, state_dir: Path) -> Unproven:
+        return cls(state_dir / "unproven")
+
+    def present(self) -> bool:
+        return self.path.exists()
+
+    def revision(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def mark(self, revision: str) -> None:
+        atomic_write(self.path, f"{revision}\n".encode(), mode=0o600)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class Terminated(BaseException):
+    """SIGTERM before the swap: unwind like KeyboardInterrupt, then end by the signal."""
+
+
+@contextmanager
+def terminable() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` in the block, so cleanups run; then it ends the process.
+
+    Only in the main thread and where SIGTERM has its default action (the
+    CLI); elsewhere the owner (the daemon) handles signals its own way.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # ends the process
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT until the block ends (applied or restored), then act on them."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals; the daemon handles its own
+        return
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    old = {s: signal.signal(s, hold) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
