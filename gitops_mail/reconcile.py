@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from gitops_mail import gitrepo, livefs, preflight
+from gitops_mail import gitrepo, livefs, preflight, stilllive
 from gitops_mail.certsource import CertMaterial, load_certificate
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.hostconfig import HostSettings
@@ -15,12 +15,11 @@ from gitops_mail.lock import state_lock
 from gitops_mail.plan import Action, Plan
 from gitops_mail.render import render_tree
 from gitops_mail.state import State
-from gitops_mail.statestore import StateStore
+from gitops_mail.statestore import StateStore, Unproven
 from gitops_mail.transaction import (
     ApplyFailed,
     Outcome,
     Run,
-    Unproven,
     clip,
     deferred_signals,
     plan_against_live,
@@ -55,6 +54,7 @@ class _Apply:
     def __init__(self, settings: HostSettings, live: livefs.LiveDir, run: Run) -> None:
         self.settings, self.live, self.r = settings, live, run
         self.unproven = Unproven.of(settings.state_dir)
+        self.sources: list[str] = []
 
     def run(self) -> Outcome:
         state, tree = self._desired()
@@ -96,7 +96,9 @@ class _Apply:
         try:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
-                return state, render_tree(state, _certificates(state))
+                certs = _certificates(state)
+                self.sources = [f for c in certs.values() for f in c.source_files]
+                return state, render_tree(state, certs)
         except GitopsMailError as exc:
             self.r.record("invalid", reason=exc.message)
             raise
@@ -109,6 +111,7 @@ class _Apply:
 
     def _unchanged(self) -> Outcome:
         self.r.record("unchanged", summary="no change", applied=True)
+        self._remember_sources()
         return self._outcome(
             "unchanged",
             Action.NONE,
@@ -116,6 +119,10 @@ class _Apply:
             None,
             f"{self.r.revision[:7]} is already live; nothing to do",
         )
+
+    def _remember_sources(self) -> None:
+        if not self.r.dry_run:
+            stilllive.record_sources(self.settings.state_dir, self.sources)
 
     def _preflight(self, staged: livefs.Staged) -> None:
         chasquid = self.settings.chasquid
@@ -165,6 +172,7 @@ class _Apply:
                 )
             self.live.cleanup(checkpoint)
             self.r.record("applied", summary=summary(plan), action=done, applied=True)
+            self._remember_sources()
             self.unproven.clear()
         did = _did(action, self.settings.chasquid.reload_strategy)
         return self._outcome(

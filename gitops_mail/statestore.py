@@ -6,6 +6,7 @@ so a crash leaves the previous record or the new one, never half of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from gitops_mail import localfs
 from gitops_mail.errors import GitopsMailError
+from gitops_mail.localfs import atomic_write
 
 HISTORY_LIMIT = 50
 _HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
@@ -156,3 +158,38 @@ def _attempt(index: int, raw: Any) -> Attempt:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Unproven:
+    """``state_dir/unproven``: a revision went live whose proof has not finished.
+
+    Set just before the swap and removed once the outcome is recorded (new state
+    proven, or old state restored and proven). Found at the start of an apply,
+    it means the last one died in between: chasquid may not serve the tree on
+    disk, so restarting and probing is due even when nothing else is. A swap
+    that fails (and is undone) leaves it too: one restart more than needed,
+    never one less.
+    """
+
+    path: Path
+
+    @classmethod
+    def of(cls, state_dir: Path) -> Unproven:
+        return cls(state_dir / "unproven")
+
+    def present(self) -> bool:
+        return self.path.exists()
+
+    def revision(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def mark(self, revision: str) -> None:
+        atomic_write(self.path, f"{revision}\n".encode(), mode=0o600)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

@@ -19,7 +19,6 @@ already the one it wants.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
@@ -27,14 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 
 from gitops_mail import gitrepo, livefs
 from gitops_mail.checks import validate
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.hostconfig import HostSettings
-from gitops_mail.localfs import atomic_write
 from gitops_mail.plan import Action, Plan, make_plan
 from gitops_mail.problems import has_errors
 from gitops_mail.state import State, load_state
@@ -161,41 +158,6 @@ def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> 
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-@dataclass(frozen=True)
-class Unproven:
-    """``state_dir/unproven``: a revision went live whose proof has not finished.
-
-    Set just before the swap and removed once the outcome is recorded (new state
-    proven, or old state restored and proven). Found at the start of an apply,
-    it means the last one died in between: chasquid may not serve the tree on
-    disk, so restarting and probing is due even when nothing else is. A swap
-    that fails (and is undone) leaves it too: one restart more than needed,
-    never one less.
-    """
-
-    path: Path
-
-    @classmethod
-    def of(cls, state_dir: Path) -> Unproven:
-        return cls(state_dir / "unproven")
-
-    def present(self) -> bool:
-        return self.path.exists()
-
-    def revision(self) -> str | None:
-        try:
-            return self.path.read_text().strip() or None
-        except OSError:
-            return None
-
-    def mark(self, revision: str) -> None:
-        atomic_write(self.path, f"{revision}\n".encode(), mode=0o600)
-
-    def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
 
 class Terminated(BaseException):

@@ -5,21 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gitops_mail import hostconfig, report
-from gitops_mail.reconcile import reconcile
+from gitops_mail import hostconfig, stilllive
+
+
+def _waiting() -> None:
+    print("gitops-mail: another apply is running; waiting for it", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = hostconfig.load(args.config)
-    outcome = reconcile(
-        settings,
-        args.rev,
-        dry_run=args.dry_run,
-        wait=not args.no_wait,
-        on_wait=lambda: print(
-            "gitops-mail: another apply is running; waiting for it", file=sys.stderr, flush=True
-        ),
-    )
+    wait = not args.no_wait
+    if not args.dry_run:
+        live = stilllive.reapply_if_live(settings, args.rev, wait=wait, on_wait=_waiting)
+        if live is not None:
+            print(f"{live[:7]} is already live; nothing to do")
+            return 0
+    from gitops_mail import report  # noqa: PLC0415 - the full transaction's imports, only now
+    from gitops_mail.reconcile import reconcile  # noqa: PLC0415
+
+    outcome = reconcile(settings, args.rev, dry_run=args.dry_run, wait=wait, on_wait=_waiting)
     if outcome.changes:
         print(report.plan_text(outcome.plan), end="")
     print(outcome.message)

@@ -9,8 +9,10 @@ AUTH PLAIN) delivered to a mailbox, or RCPT answers on the SMTP port.
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     USERS_PATH,
     MakeSandbox,
     Sandbox,
+    leaf_sha256,
 )
 
 pytest_plugins = ["apply_fixtures"]
@@ -252,6 +255,24 @@ def test_a_revision_already_live_is_a_no_op(sandbox: Sandbox) -> None:
     )
     assert first["result"] == "applied"
     box.mail_works()
+
+
+def test_a_renewed_certificate_is_installed_when_the_live_revision_is_applied_again(
+    sandbox: Sandbox,
+) -> None:
+    box = sandbox
+    revision, pid = tip(box), box.pid()
+    renewed_chain, renewed_key = box.new_cert("renewed")
+    shutil.copy(renewed_chain, box.fullchain)  # the source files change in place,
+    shutil.copy(renewed_key, box.privkey)  # as acme.sh and certbot renewals do
+
+    done = box.gm("apply")
+
+    assert done.code == 0, done.err
+    assert done.out.endswith(f"applied {revision[:7]}: restarted chasquid, probes ok\n")
+    assert box.pid() != pid
+    assert hashlib.sha256(box.served_leaf()).hexdigest() == leaf_sha256(renewed_chain)
+    assert box.gm("apply").out == f"{revision[:7]} is already live; nothing to do\n"
 
 
 # --- drift ----------------------------------------------------------------------------------
