@@ -147,6 +147,8 @@ def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--to", help="the revision to go back to (default: the last good one)")
     p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
 
+    _add_hooks_command(sub)
+
     p = _add(
         sub,
         "supervise",
@@ -159,6 +161,36 @@ def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=argparse.SUPPRESS,
         help="host settings file (same as the global --config)",
     )
+
+
+def _add_hooks_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(
+        sub,
+        "hooks",
+        "hooks",
+        "install push hooks into the watched repo: reject invalid pushes, "
+        "show the daemon's result to the pusher",
+    )
+    p.add_argument("action", choices=("install",))
+    p.add_argument("repo", help="the repository the host settings watch (bare or not)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="seconds post-receive waits for the daemon's result (default: 15)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace hooks gitops-mail did not install (each kept as NAME.before-gitops-mail)",
+    )
+    config_option(p, "host settings file the hooks will read")
+    p = sub.add_parser("hook")  # internal: what the installed hooks run; not in --help
+    p.set_defaults(module="hooks", command="hook")
+    p.add_argument("hook", choices=("pre-receive", "post-receive"))
+    p.add_argument("--repo", default=".")
+    p.add_argument("--timeout", type=float, default=15.0)
+    config_option(p, "host settings file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

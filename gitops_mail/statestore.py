@@ -91,8 +91,9 @@ class StateStore:
             history=(attempt, *old.history)[:HISTORY_LIMIT],
         )
         doc = {"applied": new.applied, "history": [asdict(a) for a in new.history]}
+        # 0644: the post-receive hook runs as the pushing user and reads results here.
         _make_state_dir(self.path.parent)
-        localfs.atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
+        localfs.atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o644)
         return new
 
 
