@@ -10,7 +10,10 @@ never the working tree, so bare repos, CI checkouts and dirty work trees all
 give the same answer.
 
 Writes (init, add, commit) go through GitPython, imported inside the functions
-that write, so commands that only read never pay for it.
+that write, so commands that only read never pay for it. The daemon's writes
+(``commit_files``, ``push``, ``fetch``) use plumbing through ``procs`` like the
+reads: they need no working tree, and a commit moves its branch only if nobody
+moved it meanwhile.
 
 Reads run without the repository-location variables a git hook sets
 (``GIT_DIR``, ``GIT_WORK_TREE``, ...), so the ``repo`` argument always wins;
@@ -22,7 +25,9 @@ objects still held in quarantine. Writes run in the caller's environment
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,3 +330,175 @@ def _undo_init(directory: Path, created: bool) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+# --- committing without a working tree -------------------------------------
+
+
+class BranchMoved(RepoError):
+    """The branch is no longer at the commit the caller built on: someone pushed."""
+
+    def __init__(self, repo: Path, branch: str, expected: str, current: str | None) -> None:
+        now = f"is at {current[:7]}" if current else "no longer exists"
+        super().__init__(
+            f"branch {branch} in {_shown(repo)} {now}, not at {expected[:7]}: "
+            "it moved while this commit was made",
+            hint="read the new tip and build on it; nothing was overwritten",
+        )
+        self.branch, self.expected, self.current = branch, expected, current
+
+
+class PushRejected(RepoError):
+    """The remote refused a push that is not a fast-forward: it has commits we lack."""
+
+
+def commit_files(
+    repo: Path,
+    branch: str,
+    parent: str,
+    files: Mapping[str, bytes | None],
+    message: str,
+    *,
+    author: tuple[str, str],
+) -> str:
+    """Commit ``files`` on top of ``parent`` and move ``branch`` there; the new id.
+
+    Works on bare and non-bare repos alike and never reads or writes a working
+    tree or the repo's own index: blobs, a tree from a temporary index and a
+    commit are written with plumbing, then the branch moves only if it is still
+    at ``parent`` (compare-and-swap); otherwise ``BranchMoved``, and nothing
+    but unreferenced objects was written. ``None`` removes a path. Paths not
+    named keep their content and mode. ``author`` (name, email) is also the
+    committer. A checkout of ``branch`` is not updated (as after a push into a
+    checked-out branch): use bare repos where the branch moves by itself.
+    """
+    parent_id = resolve_revision(repo, parent)
+    tree = _tree_with(repo, parent_id, files)
+    if tree == _git(repo, "rev-parse", f"{parent_id}^{{tree}}").text.strip():
+        raise RepoError(f"nothing to commit: {parent_id[:7]} already holds these files")
+    body = (message if message.endswith("\n") else message + "\n").encode()
+    made = _git_with(repo, _as(author), "commit-tree", tree, "-p", parent_id, input=body)
+    commit = made.text.strip()
+    _move_branch(repo, branch, commit, parent_id)
+    return commit
+
+
+def push(repo: Path, remote: str, branch: str) -> None:
+    """Push ``branch`` to the same branch of ``remote``; never forced.
+
+    ``PushRejected`` when the remote has commits the local branch lacks (fetch,
+    rebuild and try again); ``RepoError`` for any other failure.
+    """
+    ref = f"refs/heads/{branch}"
+    done = _git_with(repo, _NO_PROMPT, "push", "--porcelain", remote, f"{ref}:{ref}", check=False)
+    if done.returncode == 0:
+        return
+    shown = _redact_url(remote)
+    if any(line.startswith("!") and "\t[rejected]" in line for line in done.text.splitlines()):
+        raise PushRejected(
+            f"{shown} refused the push of {branch}: it has commits this repo lacks",
+            hint="fetch, build on the new tip, and push again",
+        )
+    raise RepoError(f"git push of {branch} to {shown} failed: {_git_words(done)}")
+
+
+def fetch(repo: Path, remote: str, branch: str) -> str:
+    """Make ``branch`` here what it is on ``remote``; its commit id.
+
+    The local branch mirrors the remote one (forced, like a remote-tracking
+    ref): in poll mode the remote is the source of truth, and a local commit
+    it never accepted is dropped from the branch. The repo should be bare: git
+    refuses to fetch into the checked-out branch of a working tree.
+    """
+    ref = f"refs/heads/{branch}"
+    args = ("fetch", "--quiet", "--no-tags", remote, f"+{ref}:{ref}")
+    done = _git_with(repo, _NO_PROMPT, *args, check=False)
+    if done.returncode != 0:
+        said = _git_words(done)
+        checked_out = "refusing to fetch into" in said
+        raise RepoError(
+            f"git fetch of {branch} from {_redact_url(remote)} failed: {said}",
+            hint=_OWN_REPO_HINT if checked_out else "check the remote's address and access",
+        )
+    return resolve_revision(repo, ref)
+
+
+_OWN_REPO_HINT = "poll mode needs a repository of its own: create one with git init --bare"
+_NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}  # fail instead of waiting for a password
+_URL_USER = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def _git_with(
+    repo: Path,
+    extra: Mapping[str, str],
+    *args: str,
+    input: bytes | None = None,
+    check: bool = True,
+) -> procs.Result:
+    """``_git`` with more environment variables (an index file, an identity)."""
+    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    env.update({"LC_ALL": "C", **extra})
+    return procs.run(["git", "-C", repo, *args], input=input, env=env, check=check)
+
+
+def _as(author: tuple[str, str]) -> dict[str, str]:
+    """The environment that makes ``author`` both author and committer."""
+    name, email = author
+    roles = ("AUTHOR", "COMMITTER")
+    return {f"GIT_{r}_NAME": name for r in roles} | {f"GIT_{r}_EMAIL": email for r in roles}
+
+
+def _tree_with(repo: Path, parent: str, files: Mapping[str, bytes | None]) -> str:
+    """The tree of ``parent`` with ``files`` written (or, for None, removed)."""
+    added = [
+        (path, _git(repo, "hash-object", "-w", "--stdin", input=data).text.strip())
+        for path, data in sorted(files.items())
+        if data is not None
+    ]
+    removed = sorted(path for path, data in files.items() if data is None)
+    with tempfile.TemporaryDirectory(prefix="gitops-mail-index.", dir=_locate(repo).git_dir) as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        _git_with(repo, index, "read-tree", parent)
+        if added:  # --cacheinfo refuses invalid paths (.git, ..) and file/directory clashes
+            infos = [a for p, o in added for a in ("--cacheinfo", f"{MODE_FILE:o},{o},{p}")]
+            done = _git_with(repo, index, "update-index", "--add", *infos, check=False)
+            if done.returncode != 0:
+                raise RepoError(f"git refused the files to commit: {_git_words(done)}")
+        if removed:  # --force-remove needs a working tree; mode 0 in --index-info does not
+            listing = "".join(f"0 {'0' * 40}\t{path}\0" for path in removed).encode()
+            _git_with(repo, index, "update-index", "-z", "--index-info", input=listing)
+        return _git_with(repo, index, "write-tree").text.strip()
+
+
+def _move_branch(repo: Path, branch: str, new: str, old: str) -> None:
+    ref = f"refs/heads/{branch}"
+    done = _git(repo, "update-ref", "-m", "gitops-mail: commit", ref, new, old, check=False)
+    if done.returncode == 0:
+        return
+    if _git(repo, "check-ref-format", ref, check=False).returncode != 0:
+        raise RepoError(f"{branch!r} is not a valid branch name")
+    found = _git(repo, "rev-parse", "--verify", "--quiet", ref, check=False)
+    current = found.text.strip() if found.returncode == 0 else None
+    if current != old:
+        raise BranchMoved(repo, branch, old, current)
+    raise RepoError(f"cannot move {branch} in {_shown(repo)}: {_git_words(done)}")
+
+
+def _git_words(done: procs.Result) -> str:
+    """What git said about a failure, credentials in URLs removed."""
+    return _redact_url(_text(done.stderr).strip() or done.text.strip())
+
+
+def _redact_url(text: str) -> str:
+    return _URL_USER.sub("", text)
+
+
+def commit_author(repo: Path, rev: str) -> tuple[str, str]:
+    """The ``(name, email)`` a commit records as its author, as written (no mailmap)."""
+    raw = _git(repo, "cat-file", "commit", resolve_revision(repo, rev)).stdout
+    for line in raw.split(b"\n\n", 1)[0].split(b"\n"):
+        if line.startswith(b"author "):
+            who = _decode(line[len(b"author ") :]).rpartition(">")[0]
+            name, _, email = who.partition("<")
+            return name.strip(), email
+    raise RepoError(f"commit {rev} in {_shown(repo)} records no author")
