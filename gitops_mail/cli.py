@@ -149,6 +149,15 @@ def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     _add_hooks_command(sub)
 
+    p = _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
+    config_option(p, "host settings file")
+    p = _add(
+        sub, "reconcile-now", "daemon", "ask the running daemon for a pass now; print its result"
+    )
+    p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the result")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
+    config_option(p, "host settings file")
+
     p = _add(
         sub,
         "supervise",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 NAMESPACE = "gitops_mail"
 RESULTS = ("applied", "unchanged", "failed", "invalid", "error")
 SUCCESSES = ("applied", "unchanged")
-COMMIT_BACK_RESULTS = ("committed", "pushed", "unchanged", "rejected", "failed")
+COMMIT_BACK_RESULTS = ("committed", "pushed", "unchanged", "superseded", "rejected", "failed")
 DRIFT_KINDS = ("modified", "missing", "foreign")
 SHORT = 7  # hex digits of a revision in a label, as in `git log --oneline`
 # A reconcile with nothing to do takes milliseconds; one with probes, up to the probe deadline.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from gitops_mail import gitrepo, hostconfig, livefs
+from gitops_mail import daemonstatus, gitrepo, hostconfig, livefs
 from gitops_mail.errors import GitopsMailError, NotFound
 from gitops_mail.reconcile import reconcile
 from gitops_mail.service import service_for
@@ -40,9 +40,15 @@ def _status(settings: hostconfig.HostSettings, args: argparse.Namespace) -> int:
         "last": _attempt_json(record.last) if record.last else None,
         "drift": {"modified": drift.modified, "missing": drift.missing, "foreign": drift.foreign},
     }
+    doc["daemon"] = {
+        **(daemonstatus.read_status(settings.state_dir) or {}),
+        "running": daemonstatus.daemon_pid(settings.state_dir) is not None,
+    }
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return 0
+    for line in daemonstatus.status_lines(settings.state_dir):
+        print(line)
     print(f"repo:     {settings.repo} ({settings.branch} at {_short(tip)})")
     print(
         f"live:     {_short(record.applied)}"

@@ -263,12 +263,17 @@ class Sandbox:
         reload_strategy: str | None = None,
         probe_deadline: float | None = None,
         state_dir: Path | None = None,
+        commit_back: bool = False,
     ) -> None:
-        """(Re)write the host settings; chasquid.args stay those the sandbox was made with."""
+        """(Re)write the host settings; chasquid.args stay those the sandbox was made with.
+
+        The daemon's commit-back is off unless asked for: it moves the branch tip.
+        """
         lines = [
             f"repo: {self.origin.path}",
             "branch: main",
             f"state_dir: {state_dir or self.state_dir}",
+            f"commit_back: {'true' if commit_back else 'false'}",
         ]
         if probe_deadline is not None:
             lines.append(f"probe_deadline: {probe_deadline}")

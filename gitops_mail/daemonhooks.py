@@ -1,0 +1,37 @@
+"""What the daemon does around each pass: commit back generated files, count
+results for Prometheus. Kept out of ``daemon`` so the loop stays a loop."""
+
+from __future__ import annotations
+
+from gitops_mail import gitrepo
+from gitops_mail.commitback import commit_back
+from gitops_mail.daemon import Hooks
+from gitops_mail.daemonstatus import PassReport
+from gitops_mail.hostconfig import HostSettings
+from gitops_mail.logs import get_logger
+from gitops_mail.metrics import RESULTS, Metrics
+from gitops_mail.state import load_state
+from gitops_mail.transaction import Outcome
+
+log = get_logger("gitops_mail.daemon")
+
+
+def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
+    def on_applied(outcome: Outcome) -> None:
+        state = load_state(gitrepo.read_revision(settings.repo, outcome.revision))
+        done = commit_back(settings, state, outcome.revision)
+        log.info(
+            "commitback",
+            revision=outcome.revision[:7],
+            result=done.result,
+            commit=done.commit[:7] if done.commit else None,
+            reason=done.reason,
+        )
+        if metrics is not None:
+            metrics.observe_commit_back(done.result)
+
+    def on_pass(report: PassReport) -> None:
+        if metrics is not None and report.result in RESULTS:
+            metrics.observe(report.result, report.duration_ms / 1000, report.revision)
+
+    return Hooks(on_applied=on_applied if settings.commit_back else None, on_pass=on_pass)
