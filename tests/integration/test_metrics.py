@@ -133,13 +133,15 @@ def test_commit_back_results(metrics: Metrics) -> None:
     for result in ("rejected", "rejected", "pushed"):
         metrics.observe_commit_back(result)
     found = samples(metrics.render())
-    assert [value(found, "commit_back_total", result=r) for r in COMMIT_BACK_RESULTS] == [
-        0,
-        1,
-        0,
-        2,
-        0,
-    ]
+    counts = {r: value(found, "commit_back_total", result=r) for r in COMMIT_BACK_RESULTS}
+    assert counts == {
+        "committed": 0,
+        "pushed": 1,
+        "unchanged": 0,
+        "superseded": 0,
+        "rejected": 2,
+        "failed": 0,
+    }
 
 
 def test_two_instances_share_nothing() -> None:

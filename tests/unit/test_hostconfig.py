@@ -15,7 +15,10 @@ from gitops_mail.hostconfig import ChasquidSettings, HostSettings
 
 FILE = Path("/etc/gitops-mail/gitops-mail.yaml")
 HEAD = "the host settings are invalid:\n"
-TOP_KEYS = "branch, chasquid, poll_interval, probe_deadline, remote, repo, state_dir"
+TOP_KEYS = (
+    "branch, chasquid, commit_back, metrics_address, poll_interval, probe_deadline, remote, "
+    "repo, state_dir"
+)
 CHASQUID_KEYS = "args, binary, config_dir, reload_strategy, restart_command, service, unit, util"
 
 
