@@ -174,7 +174,23 @@ def _list_tree(repo: Path, commit: str) -> list[tuple[str, int, str]]:
     return listing
 
 
+# The blobs of the last revision read, by object id. An id names one content
+# forever, so the next read (a plan's base, mostly the same files) fetches only
+# the blobs that differ; holding one revision's worth keeps the memory bounded.
+_last_blobs: dict[str, bytes] = {}
+
+
 def _read_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
+    """Contents of every blob: those of the last revision read, the rest from git."""
+    global _last_blobs  # noqa: PLW0603 - a cache, replaced whole on every read
+    known = _last_blobs
+    blobs = {oid: known[oid] for oid in oids if oid in known}
+    blobs.update(_cat_blobs(repo, [oid for oid in oids if oid not in known]))
+    _last_blobs = blobs
+    return blobs
+
+
+def _cat_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
     """Contents of every blob, from one ``cat-file --batch``; headers give byte counts."""
     if not oids:
         return {}

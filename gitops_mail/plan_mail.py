@@ -71,6 +71,8 @@ def _users(
 ) -> Iterator[Change]:
     if after is not None and after.has_users_file and after.users is None:
         return  # the new file does not parse: validation says where
+    if before is not None and after is not None and before.users == after.users:
+        return  # the same entries (an unchanged file parses to the very same value)
     old = _by_name(before)
     cur = _by_name(after)
     for user in sorted(cur.keys() | old.keys()):
@@ -100,6 +102,9 @@ def _scheme_change(old: Scheme, new: Scheme) -> str:
 
 
 def _aliases(domain: str, base: State, new: State) -> Iterator[Change]:
+    was, now = base.domains.get(domain), new.domains.get(domain)
+    if was is not None and now is not None and was.aliases == now.aliases:
+        return  # the same entries (an unchanged file parses to the very same value)
     old, cur = _effective(base, domain), _effective(new, domain)
     action, why = _aliases_action(base, domain, new)
     for key in sorted(old.keys() | cur.keys()):
@@ -151,9 +156,12 @@ class _Reach:
             return True  # an error either way: let the resolutions compare
         self.memo[address] = False  # a loop does not reach anything by itself
         step = self.resolver.step(address)
-        found = split_address(step.address)[1] in self.domains or any(
-            self._visit(t.address, depth + 1) for t in step.targets if t.kind is Kind.EMAIL
-        )
+        found = split_address(step.address)[1] in self.domains
+        for target in step.targets:
+            if found:
+                break
+            if target.kind is Kind.EMAIL:
+                found = self._visit(target.address, depth + 1)
         self.memo[address] = found
         return found
 

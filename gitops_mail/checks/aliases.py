@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gitops_mail.checks.alias_graph import graph_problems
 from gitops_mail.formats.addresses import (
@@ -57,8 +57,7 @@ def check_aliases(
     return found
 
 
-@dataclass(frozen=True)
-class _Site:
+class _Site(NamedTuple):
     path: str
     alias: Alias
 
@@ -143,16 +142,17 @@ def _pipes(alias: Alias, site: _Site, allow_pipes: bool) -> Iterator[Problem]:
             )
 
 
+_GOES_NOWHERE = (How.CATCH_ALL, How.UNKNOWN)  # only such targets can be wrong
+
+
 def _targets(resolver: Resolver, alias: Alias, site: _Site) -> Iterator[Problem]:
     for recipient in alias.recipients:
-        if recipient.kind is Kind.EMAIL:
+        if recipient.kind is Kind.EMAIL and resolver.step(recipient.address).how in _GOES_NOWHERE:
             yield from _target(resolver, recipient.address, site)
 
 
 def _target(resolver: Resolver, target: str, site: _Site) -> Iterator[Problem]:
     step = resolver.step(target)
-    if step.how not in (How.CATCH_ALL, How.UNKNOWN):
-        return
     user, domain = split_address(target)
     if user == CATCH_ALL and resolver.chasquid_version >= (1, 16):
         return  # replaced by the user being resolved

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gitops_mail import gitrepo, hostconfig, localfs, report
+from gitops_mail import gitrepo, report
 from gitops_mail.checks import validate
-from gitops_mail.commands.source import load_source
+from gitops_mail.commands.source import collector_paused, load_source
 from gitops_mail.errors import InvalidConfig, RepoError
 from gitops_mail.plan import make_plan
 from gitops_mail.snapshot import CHASQUID_DIR, Snapshot
@@ -19,9 +19,10 @@ from gitops_mail.state import State, load_state
 
 
 def run(args: argparse.Namespace) -> int:
-    new = load_source(args)
-    base = _base_state(args, new)
-    plan = make_plan(base, new, tuple(validate(new)))
+    with collector_paused():
+        new = load_source(args)
+        base = _base_state(args, new)
+        plan = make_plan(base, new, tuple(validate(new)))
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(
         args.format, report.plan_text
     )
@@ -50,6 +51,8 @@ def _live_snapshot(args: argparse.Namespace, new: Snapshot) -> Snapshot:
     """The live config dir as if it were a revision: the chasquid tree from the
     disk, every other file (the manifest included) from the new revision, since
     the server has no counterpart for them."""
+    from gitops_mail import hostconfig, localfs  # noqa: PLC0415 - only --live needs them
+
     settings = hostconfig.load(getattr(args, "config", None))
     config_dir = settings.chasquid.config_dir
     if not config_dir.is_dir():

@@ -6,13 +6,14 @@ import argparse
 
 from gitops_mail import report
 from gitops_mail.checks import validate
-from gitops_mail.commands.source import load_source
+from gitops_mail.commands.source import collector_paused, load_source
 from gitops_mail.problems import has_errors
 
 
 def run(args: argparse.Namespace) -> int:
-    state = load_source(args)
-    found = validate(state)
+    with collector_paused():
+        state = load_source(args)
+        found = validate(state)
     source = state.snapshot.source
     if args.format == "json":
         print(report.problems_json(found, source, state.snapshot.revision), end="")

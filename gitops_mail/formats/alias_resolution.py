@@ -102,6 +102,7 @@ class _Walk:
     recipients: tuple[Recipient, ...]
     error: str | None
     catch_all: bool
+    height: int = 0  # levels of aliases below the address (without an error)
 
 
 class Resolver:
@@ -137,6 +138,7 @@ class Resolver:
             self._tables[key] = self._table(domain.aliases.values())
         self._steps: dict[str, Step] = {}
         self._walks: dict[tuple[str, int], _Walk] = {}
+        self._clean_walks: dict[str, _Walk] = {}  # walks without error, for any depth
 
     def _table(self, aliases: Iterable[Alias]) -> dict[str, Alias]:
         table = {self.key(alias): alias for alias in sorted(aliases, key=lambda a: a.line)}
@@ -234,9 +236,20 @@ class Resolver:
         return f"{user}@{normal}"
 
     def _walk(self, address: str, depth: int) -> _Walk:
+        """``address`` resolved as if reached at level ``depth``, memoised.
+
+        Depth only matters through the recursion limit: a walk that ended
+        without error is the same from every level that keeps its height under
+        the limit, so each address is walked once, not once per level.
+        """
+        found = self._clean_walks.get(address)
+        if found is not None and depth + found.height < RECURSION_LIMIT:
+            return found
         found = self._walks.get((address, depth))
         if found is None:
             found = self._walks[(address, depth)] = self._walk_once(address, depth)
+            if found.error is None:
+                self._clean_walks[address] = found
         return found
 
     def _walk_once(self, address: str, depth: int) -> _Walk:
@@ -247,17 +260,19 @@ class Resolver:
             return _Walk((Recipient(step.address),), None, False)
         catch_all = step.how is How.CATCH_ALL or step.alias.name == CATCH_ALL
         found: list[Recipient] = []
+        height = 0
         for target in step.targets:
             sub = _Walk((target,), None, False)
             if target.kind is Kind.EMAIL:
                 sub = self._walk(target.address, depth + 1)
+                height = max(height, sub.height + 1)
             catch_all = catch_all or sub.catch_all
             if sub.error is not None:
                 return _Walk((), sub.error, catch_all)
             found += sub.recipients
             if len(found) > MAX_RECIPIENTS:
                 return _Walk((), f"more than {MAX_RECIPIENTS} recipients", catch_all)
-        return _Walk(tuple(found), None, catch_all)
+        return _Walk(tuple(found), None, catch_all, height)
 
 
 def _star(target: Recipient, user: str) -> Recipient:

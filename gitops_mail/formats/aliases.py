@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gitops_mail.formats.addresses import (
     GO_SPACE,
@@ -83,23 +84,24 @@ def parse_aliases(data: bytes, path: str, domain: str) -> AliasFile:
     """
     aliases: list[Alias] = []
     problems: list[Problem] = []
+    local = normalize_domain(domain) is not None  # names are normalised only then
+    all_utf8 = _is_utf8(data)  # then so is every line: b"\n" is never inside a character
     for number, raw in _lines(data):
         at = _At(path, number)
         if len(raw) > MAX_LINE_BYTES:
             problems.append(at.error("line-too-long", *_too_long(len(raw), domain)))
-        if not _is_utf8(raw):
+        if not all_utf8 and not _is_utf8(raw):
             problems.append(at.error("encoding", "line is not valid UTF-8", "save it as UTF-8"))
         line = raw.decode("utf-8", "surrogateescape").strip(GO_SPACE)
         if line and not line.startswith("#"):
-            alias = _parse_line(line, at, domain, problems)
+            alias = _parse_line(line, at, domain, local, problems)
             if alias is not None:
                 aliases.append(alias)
     refused = any(problem.code == "aliases.line-too-long" for problem in problems)
     return AliasFile(() if refused else tuple(aliases), tuple(problems))
 
 
-@dataclass(frozen=True)
-class _At:
+class _At(NamedTuple):
     path: str
     line: int
 
@@ -134,7 +136,9 @@ def _too_long(size: int, domain: str) -> tuple[str, str]:
     )
 
 
-def _parse_line(line: str, at: _At, domain: str, problems: list[Problem]) -> Alias | None:
+def _parse_line(
+    line: str, at: _At, domain: str, local: bool, problems: list[Problem]
+) -> Alias | None:
     name, colon, rhs = line.partition(":")
     name, rhs = name.strip(GO_SPACE), rhs.strip(GO_SPACE)
     skipped = _skipped(line, name, bool(colon), rhs, domain)
@@ -144,9 +148,14 @@ def _parse_line(line: str, at: _At, domain: str, problems: list[Problem]) -> Ali
         problems.append(at.error("syntax", message, f"{hint} ({why})"))
         return None
     problems += _name_problems(name, at)
-    problems += _rhs_problems(name, rhs, at)
-    normal = user_or_raw(name) if normalize_domain(domain) is not None else name
-    return Alias(normal, name, parse_targets(rhs, domain), at.line)
+    if rhs.startswith("|"):
+        problems += _pipe_problems(name, rhs, at)
+        recipients = _pipe(rhs)
+    else:
+        items = _items(rhs)
+        problems += _list_problems(name, items, at)
+        recipients = _addresses(items, domain)
+    return Alias(user_or_raw(name) if local else name, name, recipients, at.line)
 
 
 def _skipped(line: str, name: str, colon: bool, rhs: str, domain: str) -> tuple[str, str] | None:
@@ -190,18 +199,19 @@ def _name_problems(name: str, at: _At) -> list[Problem]:
     return []
 
 
-def _rhs_problems(name: str, rhs: str, at: _At) -> list[Problem]:
-    if rhs.startswith("|"):
-        if rhs[1:].strip(GO_SPACE):
-            return []
-        return [
-            at.error(
-                "syntax",
-                f"pipe alias {name!r} has no command after '|'",
-                f"write the command after '|': `{name}: | /usr/bin/program args`",
-            )
-        ]
-    items = [item.strip(GO_SPACE) for item in rhs.split(",")]
+def _pipe_problems(name: str, rhs: str, at: _At) -> list[Problem]:
+    if rhs[1:].strip(GO_SPACE):
+        return []
+    return [
+        at.error(
+            "syntax",
+            f"pipe alias {name!r} has no command after '|'",
+            f"write the command after '|': `{name}: | /usr/bin/program args`",
+        )
+    ]
+
+
+def _list_problems(name: str, items: list[str], at: _At) -> list[Problem]:
     problems = [_target_problem(name, item, at) for item in items if item]
     found = [problem for problem in problems if problem is not None]
     if not any(items):
@@ -237,13 +247,23 @@ def _target_problem(name: str, target: str, at: _At) -> Problem | None:
 
 def parse_targets(rhs: str, domain: str) -> tuple[Recipient, ...]:
     """chasquid's right side: one pipe, or addresses (empty items skipped)."""
-    if rhs.startswith("|"):
-        command = rhs[1:].strip(GO_SPACE)
-        return (Recipient(command, Kind.PIPE),) if command else ()
+    return _pipe(rhs) if rhs.startswith("|") else _addresses(_items(rhs), domain)
+
+
+def _pipe(rhs: str) -> tuple[Recipient, ...]:
+    command = rhs[1:].strip(GO_SPACE)
+    return (Recipient(command, Kind.PIPE),) if command else ()
+
+
+def _items(rhs: str) -> list[str]:
+    """The comma-separated items of an address list, trimmed; empty ones kept."""
+    return [item.strip(GO_SPACE) for item in rhs.split(",")]
+
+
+def _addresses(items: list[str], domain: str) -> tuple[Recipient, ...]:
     found = []
-    for item in rhs.split(","):
-        target = item.strip(GO_SPACE)
-        if target:
-            target = target if "@" in target else f"{target}@{domain}"
+    for item in items:
+        if item:
+            target = item if "@" in item else f"{item}@{domain}"
             found.append(Recipient(normalize_address(target) or target))
     return tuple(found)

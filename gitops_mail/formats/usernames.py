@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
-
-from precis_i18n.profile import Username
-from precis_i18n.unicode import UnicodeData
+from typing import TYPE_CHECKING
 
 from gitops_mail.errors import GitopsMailError
+
+if TYPE_CHECKING:
+    from precis_i18n.profile import Username
 
 _ASCII_NAME = re.compile(r"[!-~]+")  # printable ASCII but space: all valid, only case maps
 
@@ -32,12 +33,19 @@ class InvalidUserName(GitopsMailError, ValueError):
         self.reason = reason
 
 
-class _GoUsernameCaseMapped(Username):
-    def case_mapping_rule(self, value: str) -> str:
-        return "".join(char.lower() for char in value)  # no final-sigma context
+@functools.cache
+def _profile() -> Username:
+    """The PRECIS profile, as Go applies it; built on first use, as only names
+    outside printable ASCII need it (and building it takes a while)."""
+    from precis_i18n.profile import Username  # noqa: PLC0415 - see the docstring
+    from precis_i18n.unicode import UnicodeData  # noqa: PLC0415
 
+    class GoUsernameCaseMapped(Username):
+        def case_mapping_rule(self, value: str) -> str:
+            return "".join(char.lower() for char in value)  # no final-sigma context
 
-_PROFILE = _GoUsernameCaseMapped(UnicodeData(), "UsernameCaseMapped")
+    return GoUsernameCaseMapped(UnicodeData(), "UsernameCaseMapped")
+
 
 _REASONS = {
     "empty": "it is empty",
@@ -57,7 +65,7 @@ def normalize_user(name: str) -> str:
     if _ASCII_NAME.fullmatch(name):
         return name.lower()
     try:
-        return _PROFILE.enforce(name)
+        return _profile().enforce(name)
     except UnicodeEncodeError as exc:
         raise InvalidUserName(name, _reason(exc)) from None
 

@@ -5,14 +5,12 @@ declare ``users`` as a repeated entry message instead of a map (the text form
 is the same), so duplicates and file order survive a parse. Files laid out as
 chasquid-util and ``render_users`` write them go through a fast reader that is
 equivalent to the protobuf library; anything else goes to the library itself.
+Hashing modules are imported by the functions that hash: reading never needs them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
-import secrets
 import warnings
 from typing import Any
 
@@ -136,6 +134,8 @@ def hash_password(
     salt: bytes | None = None,
 ) -> Scrypt:
     """An scrypt entry as chasquid-util writes it (16 random bytes of salt)."""
+    import secrets  # noqa: PLC0415 - only writing needs it; reading stays fast to start
+
     salt = secrets.token_bytes(16) if salt is None else salt
     unkeyed = Scrypt(log_n, r, p, key_len, salt, b"")
     return dataclasses.replace(unkeyed, encrypted=_scrypt(_password_bytes(password), unkeyed))
@@ -143,6 +143,8 @@ def hash_password(
 
 def verify_password(scheme: Scheme, password: str) -> bool:
     """Whether chasquid would accept ``password`` for an entry with this scheme."""
+    import hmac  # noqa: PLC0415 - only logins need it; reading stays fast to start
+
     secret = _password_bytes(password)
     if isinstance(scheme, Plain):
         return hmac.compare_digest(secret, scheme.password)
@@ -172,6 +174,8 @@ def _password_bytes(password: str) -> bytes:
 
 def _scrypt(secret: bytes, params: Scrypt) -> bytes:
     """The key chasquid derives; ``ValueError`` where Go's scrypt refuses the parameters."""
+    import hashlib  # noqa: PLC0415 - OpenSSL is slow to load; validate and plan never hash
+
     if not 1 <= params.log_n < 63 or params.key_len < 0:
         raise ValueError("scrypt parameters Go refuses")
     n, r, p = 1 << params.log_n, params.r, params.p

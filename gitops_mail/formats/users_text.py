@@ -9,6 +9,7 @@ Go's way of quoting bytes.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 
@@ -59,15 +60,18 @@ class UserDB:
         return frozenset(user.name for user in self.users)
 
 
-# Go's text format takes only these four as whitespace; so does the fast reader.
-_W = r"[ \t\r\n]*"
+# Go's text format takes only these four as whitespace; so does the fast reader. What
+# follows whitespace never starts with it, so giving some back cannot help: possessive.
+_W = r"[ \t\r\n]*+"
 # The escapes Go and the protobuf library write; any other form goes to the library.
 _ESCAPE = r"""\\(?:["'\\nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{3})"""
 _END_OF_NUMBER = r"(?![0-9A-Za-z_.+-])"  # the library reads all of these into one token
 
 
 def _str(group: str) -> str:
-    return rf'"(?P<{group}>(?:[^"\\\n\x00]++|{_ESCAPE})*+)"{_W}'
+    # Runs of plain characters between escapes ("unrolled"): one step per run, not per character.
+    plain = r'[^"\\\n\x00]*+'
+    return rf'"(?P<{group}>{plain}(?:{_ESCAPE}{plain})*+)"{_W}'
 
 
 def _num(name: str, group: str, signed: bool) -> str:
@@ -97,6 +101,7 @@ _ENTRY = re.compile(
     )
 )
 _SPACE = re.compile(_W)
+_UNESCAPE = codecs.getdecoder("unicode_escape")  # looked up once, not per string
 _UINT64_MAX = 2**64 - 1
 _INT32 = range(-(2**31), 2**31)
 
@@ -130,10 +135,10 @@ def _scheme(found: re.Match[str]) -> Scheme:
     scrypt, plain, denied = found.group("scrypt", "plain", "denied")
     if scrypt:
         log_n, r, p, key_len, salt, key = found.group("logn", "r", "p", "keylen", "salt", "enc")
-        if log_n and int(log_n) > _UINT64_MAX:
+        n = int(log_n or 0)
+        if n > _UINT64_MAX:
             raise ValueError("logN out of range")
-        numbers = (_int32(r), _int32(p), _int32(key_len))
-        return Scrypt(int(log_n or 0), *numbers, _decode(salt), _decode(key))
+        return Scrypt(n, _int32(r), _int32(p), _int32(key_len), _decode(salt), _decode(key))
     if plain:
         return Plain(_decode(found.group("pw")))
     return Denied() if denied else None
@@ -152,7 +157,7 @@ def _decode(escaped: str | None) -> bytes:
     if "\\" not in escaped:
         return escaped.encode("utf-8")
     if "\\u" not in escaped:  # what CUnescape does, minus the steps only \u needs
-        return escaped.encode("utf-8").decode("unicode_escape").encode("latin-1")
+        return _UNESCAPE(escaped.encode("utf-8"))[0].encode("latin-1")
     return bytes(text_encoding.CUnescape(escaped))
 
 
