@@ -229,7 +229,8 @@ class Resolver:
         """``address`` normalised like chasquid's RCPT TO; None where it refuses it."""
         user, domain = split_address(address)
         normal = normalize_domain(domain)
-        if normal is None or len(f"{user}@{normal}".encode()) > MAX_ADDRESS_BYTES:
+        size = len(f"{user}@{normal}".encode("utf-8", "surrogateescape"))  # raw bytes kept
+        if normal is None or size > MAX_ADDRESS_BYTES:
             return None
         if normal in self._tables or not normal:
             return normalize_address(f"{user}@{normal}")

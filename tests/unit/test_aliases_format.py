@@ -546,3 +546,22 @@ def test_fuzz_resolution_terminates_and_memoising_does_not_change_results(
         assert found == fresh
         assume(found.error != "more than 10000 recipients")
         assert found.error in (None, "recursion limit exceeded", "destination address is invalid")
+
+
+def test_a_name_that_is_not_utf8_never_crashes_resolution() -> None:
+    # A Latin-1 byte in an alias name: reported by the parser, and resolving
+    # addresses of that domain (as plan does) must not raise.
+    from gitops_mail.formats.aliases import (  # noqa: PLC0415 - this test's own names
+        DomainAliases,
+        Resolver,
+    )
+
+    parsed = parse_aliases(
+        b"caf\xe9: postmaster\npostmaster: x@remote.example\n",
+        "chasquid/domains/example.com/aliases",
+        "example.com",
+    )
+    assert parsed.problems[0].message == "line is not valid UTF-8"
+    resolver = Resolver({"example.com": DomainAliases(frozenset(), parsed.effective())})
+    for alias in parsed.aliases:
+        resolver.resolve(f"{alias.name}@example.com")
