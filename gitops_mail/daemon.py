@@ -3,12 +3,16 @@
 A loop around ``reconcile`` (the same transaction as ``gitops-mail apply``),
 never a second apply path. Each pass reads the tip when it starts, so a burst
 of pushes ends in one reconcile of the newest tip; the commits in between are
-recorded as ``superseded``. A revision whose attempt failed or was invalid is
-not tried again by itself (a new commit, ``reconcile-now`` or a renewed
-certificate is); any other error (the state lock held by an apply, git or the
-state dir failing) is transient and retried with exponential back-off. At
-start the tip is reconciled unless it is live and intact, so the daemon
-resumes after a crash or reboot.
+recorded as ``superseded``. A newer tip pushed while a reconcile's probes
+wait for chasquid ends that wait: the old state is restored, the waiting
+revision recorded ``superseded`` (never proven) and the newer tip applied in
+the next pass. A revision whose attempt failed or was invalid is not tried
+again by itself (a new commit, ``reconcile-now`` or a renewed certificate
+is); any other error (the state lock held by an apply, git or the state dir
+failing, chasquid that neither restarts nor comes back restored: ``HostFault``)
+is transient and retried with exponential back-off. At start the tip is
+reconciled unless it is live and intact, so the daemon resumes after a crash
+or reboot.
 
 What it is doing goes to ``state_dir/daemon.json`` (``daemonstatus``);
 process matters (signals, systemd, the pid file) live in ``commands/daemon.py``.
@@ -32,7 +36,7 @@ from gitops_mail.hostconfig import HostSettings
 from gitops_mail.lock import state_lock
 from gitops_mail.reconcile import reconcile
 from gitops_mail.statestore import Attempt, Record, StateStore, Unproven
-from gitops_mail.transaction import ApplyFailed, Outcome
+from gitops_mail.transaction import ApplyFailed, Outcome, Superseded
 from gitops_mail.triggers import Backoff, Job, Poller, Watchers, WorkQueue
 
 SUPERSEDED_LIMIT = 100  # commits walked back from a new tip to record as superseded
@@ -47,7 +51,8 @@ log = logs.get_logger("gitops_mail.daemon")
 class Hooks:
     """Optional calls out of the worker; an exception in one is logged, never fatal."""
 
-    on_applied: Callable[[Outcome], None] | None = None  # reconcile made (or kept) it live
+    # reconcile made (or kept) it live; a line returned goes to the status file (commit-back)
+    on_applied: Callable[[Outcome], str | None] | None = None
     on_pass: Callable[[PassReport], None] | None = None  # after every pass
 
 
@@ -77,6 +82,7 @@ class Daemon:
         self._failures = self._passes = 0
         self._busy_since: float | None = None
         self._tip_seen: str | None = None
+        self._fetched_at = float("-inf")  # when a waiting probe last fetched (poll mode)
 
     def start(self) -> None:
         where = triggers.git_dir(self.settings.repo)
@@ -143,6 +149,10 @@ class Daemon:
         try:
             revision = self._tip(job)
             result, message = self._handle(revision, job)
+        except Superseded as exc:  # recorded by reconcile; the queue holds the newer tip
+            self._settled(revision)
+            result, message = "superseded", exc.message
+            log.info("reconcile.superseded", revision=revision, by=exc.newer, reason=exc.message)
         except PERMANENT as exc:  # reconcile recorded it in history
             self._settled(revision)
             result, message = _result_of(self.store, revision), exc.message
@@ -154,13 +164,14 @@ class Daemon:
         return PassReport(revision, result, message, job.force, started, ms)
 
     def _tip(self, job: Job) -> str:
+        self._tip_seen = self._read_tip(fetch=job.fetch)
+        return self._tip_seen
+
+    def _read_tip(self, *, fetch: bool) -> str:
         settings = self.settings
-        if job.fetch and settings.remote is not None:
-            tip = gitrepo.fetch(settings.repo, settings.remote, settings.branch)
-        else:
-            tip = gitrepo.resolve_revision(settings.repo, settings.branch)
-        self._tip_seen = tip
-        return tip
+        if fetch and settings.remote is not None:
+            return gitrepo.fetch(settings.repo, settings.remote, settings.branch)
+        return gitrepo.resolve_revision(settings.repo, settings.branch)
 
     def _handle(self, tip: str, job: Job) -> tuple[str, str]:
         record = self.store.load()
@@ -185,7 +196,9 @@ class Daemon:
             action=outcome.action.label,
             phases_ms=outcome.phases,
         )
-        self._call(self.hooks.on_applied, outcome)  # commit-back plugs in here
+        said = self._call(self.hooks.on_applied, outcome)  # commit-back plugs in here
+        if isinstance(said, str):
+            self.status.update(commit_back=said)
         self._watch_certs()
         return outcome.result, outcome.message
 
@@ -193,7 +206,30 @@ class Daemon:
         """The transaction; None when a forced pass found ``tip`` live exactly as proven."""
         if job.force and stilllive.reapply_if_live(self.settings, tip, wait=False):
             return None
-        return reconcile(self.settings, tip, wait=False)
+        return reconcile(self.settings, tip, wait=False, newer=lambda: self._newer_tip(tip))
+
+    def _newer_tip(self, revision: str) -> str | None:
+        """While ``revision``'s probes wait: the branch tip if a trigger came and moved it.
+
+        Asked from the probe's threads; only reads the queue, and the branch
+        when something is pending (in poll mode fetched, at most once a
+        ``poll_interval``: a poll leaves the queue pending).
+        """
+        if not self.queue.pending:
+            return None
+        now = time.monotonic()
+        fetch = self.polling and now >= self._fetched_at + self.settings.poll_interval
+        try:
+            if fetch:
+                self._fetched_at = now
+            tip = self._read_tip(fetch=fetch)
+        except GitopsMailError as exc:
+            log.warning("probe.newer_unknown", revision=revision, error=exc.message)
+            return None
+        if tip == revision:
+            return None
+        log.info("probe.wait_cancelled", revision=revision, by=tip)
+        return tip
 
     def _skip_reason(self, tip: str, record: Record, job: Job) -> str | None:
         if job.force or tip == self._retrying:
@@ -274,13 +310,14 @@ class Daemon:
         line = status_line(report.revision, report.result, report.message, applied)
         self.notify(*(["READY=1"] if self._passes == 1 else []), f"STATUS={line}")
 
-    def _call(self, hook: Callable[[Any], None] | None, value: object) -> None:
+    def _call(self, hook: Callable[[Any], object] | None, value: object) -> object:
         if hook is None:
-            return
+            return None
         try:
-            hook(value)
+            return hook(value)
         except Exception:  # a hook must not stop the daemon
             log.exception("daemon.hook_failed", hook=getattr(hook, "__name__", repr(hook)))
+            return None
 
     def _watch_certs(self) -> None:
         """Watch the certificate source files the live revision was proven with."""

@@ -17,7 +17,7 @@ log = get_logger("gitops_mail.daemon")
 
 
 def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
-    def on_applied(outcome: Outcome) -> None:
+    def on_applied(outcome: Outcome) -> str:
         state = load_state(gitrepo.read_revision(settings.repo, outcome.revision))
         done = commit_back(settings, state, outcome.revision)
         log.info(
@@ -29,6 +29,7 @@ def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
         )
         if metrics is not None:
             metrics.observe_commit_back(done.result)
+        return f"{outcome.revision[:7]} {done.result}: {done.reason}"
 
     def on_pass(report: PassReport) -> None:
         if metrics is not None and report.result in RESULTS:

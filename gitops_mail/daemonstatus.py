@@ -4,7 +4,7 @@
   pid, so a second daemon is refused and a pid left by a killed one is never
   trusted (the lock dies with its process).
 - ``daemon.json``: what the daemon is doing (watched repo, tip seen, pending
-  work, next poll, last error and back-off, the last pass), replaced
+  work, next poll, last error and back-off, the last pass and commit-back), replaced
   atomically on every change, readable by anyone (0644, no secret in it).
 
 Light on purpose: ``gitops-mail status`` and ``reconcile-now`` import this,
@@ -35,7 +35,8 @@ _DIR_HINT = "check state_dir in the host settings: it must be a directory this u
 
 @dataclass(frozen=True)
 class PassReport:
-    """One pass. ``result``: applied, unchanged, failed, invalid, skipped or error."""
+    """One pass. ``result``: applied, unchanged, failed, invalid, superseded (a newer tip
+    ended its probe wait), skipped or error."""
 
     revision: str | None
     result: str
@@ -106,6 +107,8 @@ def status_lines(state_dir: Path) -> list[str]:
     if doc.get("last_error"):
         retry = f"; retry at {doc.get('next_retry')}" if doc.get("next_retry") else ""
         lines.append(f"daemon:   error: {doc['last_error']}{retry}")
+    if doc.get("commit_back"):
+        lines.append(f"daemon:   last commit-back {doc['commit_back']}")
     if doc.get("next_poll"):
         lines.append(f"daemon:   next poll {doc['next_poll']}")
     return lines

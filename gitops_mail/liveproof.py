@@ -3,12 +3,19 @@
 The probe expectations come from what is on disk after the swap (hostname,
 listen addresses, certificate fingerprints) and from the plan (every address
 it touched must be accepted or refused as the new resolution says).
+
+While the probes wait (chasquid not answering yet, or its periodic reload not
+done), the daemon may have a newer revision to apply: ``newer`` names it, and
+the wait ends there (``Failure.newer``). Only the wait: the restart before it
+and a restore after it always run to their end.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +41,19 @@ WAIT_RELOAD_S = 35.0  # chasquid 1.11 re-reads users and aliases every 30 s
 RELOAD_POLL_S = 0.25  # between probes while waiting for that reload
 LOG_READ_LIMIT = 256 * 1024  # of chasquid's log written since the restart
 NORMAL_STOP = "Got signal to exit"  # the old chasquid, stopped by the restart
+PATIENCE_S = 1.0  # a probe this long unanswered is waiting, not watching chasquid start
+ASK_EVERY_S = 0.1  # how often a waiting probe asks whether a newer revision is there
+
+Newer = Callable[[], str | None]  # the revision that supersedes this one, if any
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a revision is not proven live."""
+
+    text: str
+    restart: bool = False  # the restart itself failed (a host matter), before any probe
+    newer: str | None = None  # the wait was cancelled: this revision is to be applied next
 
 
 @dataclass(frozen=True)
@@ -50,12 +70,14 @@ def act_and_probe(
     phases: Phases,
     *,
     label: str = "",
-) -> str | None:
+    newer: Newer | None = None,
+) -> Failure | None:
     """Restart as needed and probe; None when proven, else why not.
 
     ``label`` prefixes the phase names ("restore-" for the second round).
     With ``reload_strategy: wait`` a users/aliases change is probed again until
-    chasquid's periodic reload shows it, or the wait is over.
+    chasquid's periodic reload shows it, or the wait is over. ``newer``, when
+    given, may end the wait early (``Failure.newer``).
     """
     waiting = action is Action.RELOAD and settings.chasquid.reload_strategy == "wait"
     log = _own_log(settings)
@@ -64,19 +86,47 @@ def act_and_probe(
         if action is not Action.NONE and not waiting:
             with phases.timed(f"{label}restart"):
                 service_for(settings).restart()
+    except GitopsMailError as exc:  # the service, or how the host settings name it
+        return Failure(exc.message, restart=True)
+    patience = _Patience(newer)
+    try:
         with phases.timed(f"{label}probe"):
             spec = spec_from_disk(settings.chasquid.config_dir, state, plan)
             if waiting:
-                result = _probe_until_reloaded(spec, WAIT_RELOAD_S)
+                result = _probe_until_reloaded(spec, WAIT_RELOAD_S, patience)
             else:
-                result = probe(spec, deadline=settings.probe_deadline)
+                result = probe(spec, deadline=settings.probe_deadline, cancelled=patience)
     except GitopsMailError as exc:
-        return exc.message
+        return Failure(exc.message)
     if result.ok:
         return None
     failure = "probe failed: " + "; ".join(f"{c.name}: {c.detail}" for c in result.failures())
     said = _errors_logged(log, offset)
-    return f"chasquid logged: {said}; {failure}" if said else failure
+    text = f"chasquid logged: {said}; {failure}" if said else failure
+    return Failure(text, newer=patience.found if result.cancelled else None)
+
+
+class _Patience:
+    """Whether a waiting probe should stop: ``newer()`` names a revision to apply instead.
+
+    Not asked during the first ``PATIENCE_S`` (a restarted chasquid takes
+    ~50 ms to listen: that is no wait worth cancelling), then at most every
+    ``ASK_EVERY_S``; the probe's endpoint threads share one answer.
+    """
+
+    def __init__(self, newer: Newer | None) -> None:
+        self.newer = newer
+        self.found: str | None = None
+        self._next = time.monotonic() + PATIENCE_S
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self.found is None and self.newer is not None and now >= self._next:
+                self._next = now + ASK_EVERY_S
+                self.found = self.newer()
+            return self.found is not None
 
 
 def _own_log(settings: HostSettings) -> Path | None:
@@ -105,13 +155,17 @@ def _errors_logged(log: Path | None, offset: int) -> str:
     return "; ".join(dict.fromkeys(errors))
 
 
-def _probe_until_reloaded(spec: ProbeSpec, seconds: float) -> ProbeResult:
+def _probe_until_reloaded(spec: ProbeSpec, seconds: float, patience: _Patience) -> ProbeResult:
     """Probe until every answer is the new one; a wrong answer may be the old config still."""
     end = time.monotonic() + seconds
     while True:
-        result = probe(spec, deadline=max(end - time.monotonic(), RELOAD_POLL_S))
-        if result.ok or time.monotonic() + RELOAD_POLL_S >= end:
+        result = probe(
+            spec, deadline=max(end - time.monotonic(), RELOAD_POLL_S), cancelled=patience
+        )
+        if result.ok or result.cancelled or time.monotonic() + RELOAD_POLL_S >= end:
             return result
+        if patience():
+            return ProbeResult(False, result.checks, result.duration_ms, cancelled=True)
         time.sleep(RELOAD_POLL_S)
 
 
@@ -127,7 +181,8 @@ def restore(
             True, "the server was restored to its previous configuration and passes its probes"
         )
     return Restored(
-        False, f"the previous configuration was restored, but the server still fails: {failure}"
+        False,
+        f"the previous configuration was restored, but the server still fails: {failure.text}",
     )
 
 

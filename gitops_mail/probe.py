@@ -7,6 +7,9 @@ on submission only inside TLS; RCPT on port 25 accepts or rejects each address
 as the new configuration says. An endpoint that refuses, resets or times out is
 tried again (20 ms doubling to 200 ms) until the deadline; a wrong answer fails
 at once. The three endpoints are probed in parallel. Never DATA: RSET and QUIT.
+A caller that no longer needs the answer (a newer revision is waiting) passes
+``cancelled``: it is asked before each wait between attempts, and once it says
+yes no endpoint waits again (the result says ``cancelled``).
 
 chasquid 1.11 facts this relies on (``internal/smtpsrv/conn.go``): inside TLS it
 names itself after the client's SNI, so the hostname is checked on the plain
@@ -26,6 +29,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,14 +82,18 @@ class ProbeResult:
     ok: bool
     checks: tuple[Check, ...]
     duration_ms: float
+    cancelled: bool = False  # the caller stopped the wait: not a verdict on the server
 
     def failures(self) -> tuple[Check, ...]:
         return tuple(check for check in self.checks if not check.ok)
 
 
-def probe(spec: ProbeSpec, *, deadline: float = 10.0) -> ProbeResult:
-    """Run every check of ``spec`` against the live server within ``deadline`` seconds."""
-    run = _Run(spec, deadline)
+def probe(
+    spec: ProbeSpec, *, deadline: float = 10.0, cancelled: Callable[[], bool] | None = None
+) -> ProbeResult:
+    """Run every check of ``spec`` against the live server within ``deadline`` seconds;
+    stop waiting for an endpoint that does not answer once ``cancelled()`` is true."""
+    run = _Run(spec, deadline, cancelled or _never)
     roles: list[tuple[str, Endpoint | None, _Body]] = [
         ("smtp", spec.smtp, _smtp),
         ("submission", spec.submission, _submission),
@@ -98,7 +106,11 @@ def probe(spec: ProbeSpec, *, deadline: float = 10.0) -> ProbeResult:
     if not checks:
         checks = [Check("probe.endpoints", False, "no listening address to probe")]
     elapsed = (time.monotonic() - run.start) * 1000
-    return ProbeResult(all(c.ok for c in checks), tuple(checks), elapsed)
+    return ProbeResult(all(c.ok for c in checks), tuple(checks), elapsed, run.stopped.is_set())
+
+
+def _never() -> bool:
+    return False
 
 
 def leaf_fingerprint(pem_chain: bytes) -> str:
@@ -166,7 +178,9 @@ class _DeadlinePassed(TimeoutError):
 class _Run:
     spec: ProbeSpec
     seconds: float
+    cancelled: Callable[[], bool]
     start: float = field(default_factory=time.monotonic)
+    stopped: threading.Event = field(default_factory=threading.Event)
     tls: ssl.SSLContext = field(default_factory=lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
     def __post_init__(self) -> None:
@@ -175,6 +189,12 @@ class _Run:
 
     def left(self) -> float:
         return self.start + self.seconds - time.monotonic()
+
+    def stop_waiting(self) -> bool:
+        """Whether the caller cancelled the wait (asked once per endpoint and attempt)."""
+        if not self.stopped.is_set() and self.cancelled():
+            self.stopped.set()
+        return self.stopped.is_set()
 
     def step(self) -> float:
         """The timeout for one network step; _DeadlinePassed once the deadline has passed."""
@@ -199,6 +219,9 @@ def _attempts(run: _Run, role: str, ep: Endpoint, body: _Body) -> list[Check]:
                 return [*out, Check(f"{role}.session", False, f"{ep}: {exc}")]
         except _TRANSIENT as exc:
             attempts, last = attempts + 1, str(_socket_error(exc))
+            if run.stop_waiting():
+                detail = f"{ep} did not answer ({last}); the wait was cancelled"
+                return [Check(f"{role}.connect", False, detail)]
             time.sleep(max(0.0, min(wait, run.left())))
             wait = min(wait * 2, MAX_WAIT)
             continue

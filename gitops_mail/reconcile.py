@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from gitops_mail import gitrepo, livefs, preflight, stilllive
 from gitops_mail.certsource import CertMaterial, load_certificate
@@ -18,6 +19,7 @@ from gitops_mail.state import State
 from gitops_mail.statestore import StateStore, Unproven
 from gitops_mail.transaction import (
     ApplyFailed,
+    HostFault,
     Outcome,
     Run,
     clip,
@@ -27,8 +29,13 @@ from gitops_mail.transaction import (
     summary,
     terminable,
 )
+from gitops_mail.transaction import Superseded as SupersededError
+
+if TYPE_CHECKING:
+    from gitops_mail.liveproof import Failure, Newer, Restored
 
 REASON_LIMIT = 200  # of a probe failure in history, so that how the restore went fits too
+WAITED_LIMIT = 150  # of the failure of a wait cut short: history keeps 300 characters
 
 
 def reconcile(
@@ -38,7 +45,13 @@ def reconcile(
     dry_run: bool = False,
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
+    newer: Newer | None = None,
 ) -> Outcome:
+    """Apply ``rev`` (the branch tip by default), prove it or restore the old state.
+
+    ``newer`` (the daemon's) names a revision that supersedes ``rev``: asked
+    while the probes wait, it ends the wait (``Superseded``).
+    """
     store = StateStore(settings.state_dir)
     live = livefs.LiveDir(settings.chasquid.config_dir, settings.state_dir)
     with terminable(), state_lock(settings.state_dir, wait=wait, on_wait=on_wait):
@@ -47,12 +60,14 @@ def reconcile(
             interrupted = Unproven.of(settings.state_dir).revision() or "unknown"
             Run(store, interrupted).record("interrupted", reason=recovered)
         revision = gitrepo.resolve_revision(settings.repo, rev or settings.branch)
-        return _Apply(settings, live, Run(store, revision, dry_run=dry_run)).run()
+        return _Apply(settings, live, Run(store, revision, dry_run=dry_run), newer).run()
 
 
 class _Apply:
-    def __init__(self, settings: HostSettings, live: livefs.LiveDir, run: Run) -> None:
-        self.settings, self.live, self.r = settings, live, run
+    def __init__(
+        self, settings: HostSettings, live: livefs.LiveDir, run: Run, newer: Newer | None
+    ) -> None:
+        self.settings, self.live, self.r, self.newer = settings, live, run, newer
         self.unproven = Unproven.of(settings.state_dir)
         self.sources: list[str] = []
 
@@ -60,7 +75,7 @@ class _Apply:
         state, tree = self._desired()
         try:
             return self._apply(state, tree)
-        except ApplyFailed:
+        except (ApplyFailed, HostFault, SupersededError):
             raise  # already recorded
         except GitopsMailError as exc:  # staging, swapping, restarting: say why in history
             with contextlib.suppress(GitopsMailError):  # the state dir may be the cause
@@ -153,23 +168,14 @@ class _Apply:
             self.unproven.mark(self.r.revision)
             with phases.timed("swap"):
                 checkpoint = self.live.swap(staged)
-            failure = liveproof.act_and_probe(self.settings, action, state, plan, phases)
+            failure = liveproof.act_and_probe(
+                self.settings, action, state, plan, phases, newer=self.newer
+            )
             if failure is not None:
                 restored = liveproof.restore(self.settings, self.live, checkpoint, phases)
-                self.r.record(
-                    "failed",
-                    reason=f"{clip(failure, REASON_LIMIT)}; {restored.sentence}",
-                    summary=summary(plan),
-                    action=done,
-                )
                 if restored.ok:
                     self.unproven.clear()
-                sentence = restored.sentence
-                raise ApplyFailed(
-                    f"revision {self.r.revision[:7]} failed after it went live: {failure}. "
-                    f"{sentence[0].upper()}{sentence[1:]}.",
-                    "`gitops-mail history` shows the details; fix it in a new commit",
-                )
+                self._not_proven(failure, restored, summary(plan), done)
             self.live.cleanup(checkpoint)
             self.r.record("applied", summary=summary(plan), action=done, applied=True)
             self._remember_sources()
@@ -182,6 +188,58 @@ class _Apply:
             staged,
             f"applied {self.r.revision[:7]}: {did}, probes ok",
         )
+
+    def _not_proven(
+        self, failure: Failure, restored: Restored, plan_summary: str, done: str
+    ) -> NoReturn:
+        """Record and raise what a failure after the swap means (the old tree is back).
+
+        Superseded: a newer revision cut the wait short. A host fault (retried):
+        the previous configuration does not come back either, though it was
+        proven here before or the restart itself failed, so the revision cannot
+        be blamed. Otherwise the revision failed, for good: retrying only when
+        the server is down anyway never makes a working server flap.
+        """
+        rev, said = self.r.revision[:7], restored.sentence
+        told = f"{said[0].upper()}{said[1:]}"
+        reason = f"{clip(failure.text, REASON_LIMIT)}; {said}"
+        if failure.newer is not None:
+            self._superseded(failure, failure.newer, said, summary=plan_summary, done=done)
+        blamed = restored.ok or not (failure.restart or self._proven_before())
+        result = "failed" if blamed else "error"
+        self.r.record(result, reason=reason, summary=plan_summary, action=done)
+        if not blamed:
+            raise HostFault(
+                f"revision {rev} could not be proven: {failure.text}. {told}: the fault is "
+                "this host's, not the revision's",
+                "fix chasquid or its service (see `gitops-mail status` and chasquid's log); "
+                "the daemon tries again with back-off, `gitops-mail apply` tries now",
+            )
+        raise ApplyFailed(
+            f"revision {rev} failed after it went live: {failure.text}. {told}.",
+            "`gitops-mail history` shows the details; fix it in a new commit",
+        )
+
+    def _superseded(
+        self, failure: Failure, newer: str, said: str, *, summary: str, done: str
+    ) -> NoReturn:
+        why = (
+            f"superseded by {newer[:7]} while its probes waited; never proven "
+            f"({clip(failure.text, WAITED_LIMIT)}); {said}"
+        )
+        self.r.record("superseded", reason=why, summary=summary, action=done)
+        raise SupersededError(
+            f"revision {self.r.revision[:7]} was not proven: {newer[:7]} arrived while its "
+            f"probes waited ({failure.text}). {said[0].upper()}{said[1:]}.",
+            f"{newer[:7]} is applied next",
+            newer,
+        )
+
+    def _proven_before(self) -> bool:
+        """Some revision was proven on this host: the previous configuration is one."""
+        with contextlib.suppress(GitopsMailError):
+            return self.r.store.load().applied is not None
+        return False
 
 
 def _done(action: Action, reload_strategy: str) -> str:

@@ -42,6 +42,20 @@ class ApplyFailed(GitopsMailError):
     """The new state did not come up; the previous one was restored."""
 
 
+class Superseded(GitopsMailError):
+    """A newer revision arrived while this one's probes waited: the wait was cancelled,
+    the previous state restored, and the newer revision is to be applied next."""
+
+    def __init__(self, message: str, hint: str, newer: str) -> None:
+        super().__init__(message, hint)
+        self.newer = newer
+
+
+class HostFault(GitopsMailError):
+    """The new state did not come up and the previous one does not either: the fault is
+    the host's (service manager, chasquid, ports), not the revision's; worth a retry."""
+
+
 @dataclass
 class Phases:
     """Wall time per phase, for history and benchmarks."""
