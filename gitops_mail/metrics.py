@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from gitops_mail.transaction import Outcome
 
 NAMESPACE = "gitops_mail"
-RESULTS = ("applied", "unchanged", "failed", "invalid", "error")
+RESULTS = ("applied", "unchanged", "failed", "invalid", "error", "superseded")
 SUCCESSES = ("applied", "unchanged")
 COMMIT_BACK_RESULTS = ("committed", "pushed", "unchanged", "superseded", "rejected", "failed")
 DRIFT_KINDS = ("modified", "missing", "foreign")
@@ -116,19 +116,23 @@ class Metrics:
         self.observe(outcome.result, duration_s, outcome.revision)
 
     def observe_failure(self, error: BaseException, duration_s: float) -> str:
-        """A pass that raised: ``invalid``, ``failed`` (server restored) or ``error``.
+        """A pass that raised: ``invalid``, ``failed`` (server restored), ``superseded``
+        (a newer revision ended its probe wait) or ``error``.
 
         Returns the result counted, for the daemon's own log line.
         """
-        from gitops_mail.transaction import ApplyFailed  # noqa: PLC0415 - heavy; the daemon has it
-
-        result = (
-            "invalid"
-            if isinstance(error, InvalidConfig)
-            else "failed"
-            if isinstance(error, ApplyFailed)
-            else "error"
+        from gitops_mail.transaction import (  # noqa: PLC0415 - heavy; the daemon has it
+            ApplyFailed,
+            Superseded,
         )
+
+        result = "error"
+        if isinstance(error, InvalidConfig):
+            result = "invalid"
+        elif isinstance(error, ApplyFailed):
+            result = "failed"
+        elif isinstance(error, Superseded):
+            result = "superseded"
         self.observe(result, duration_s)
         return result
 

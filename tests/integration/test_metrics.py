@@ -21,7 +21,7 @@ from gitops_mail.metrics import (
     parse_address,
 )
 from gitops_mail.plan import Action, Plan
-from gitops_mail.transaction import ApplyFailed, Outcome
+from gitops_mail.transaction import ApplyFailed, Outcome, Superseded
 
 REV = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 REV2 = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"
@@ -111,8 +111,10 @@ def test_failures_are_counted_by_kind_and_leave_the_last_success(metrics: Metric
     assert metrics.observe_failure(ApplyFailed("probe failed; restored"), 2.0) == "failed"
     assert metrics.observe_failure(GitopsMailError("lock held"), 0.0) == "error"
     assert metrics.observe_failure(OSError("disk full"), 0.1) == "error"
+    newer = Superseded("1a2b3c4 was not proven: 9f8e7d6 arrived", "9f8e7d6 is next", REV2)
+    assert metrics.observe_failure(newer, 1.2) == "superseded"
     found = samples(metrics.render())
-    assert [value(found, "reconciles_total", result=r) for r in RESULTS] == [1, 0, 1, 1, 2]
+    assert [value(found, "reconciles_total", result=r) for r in RESULTS] == [1, 0, 1, 1, 2, 1]
     assert value(found, "last_success_timestamp_seconds") == before > 0
     assert value(found, "applied_revision_info", revision="1a2b3c4") == 1
 
