@@ -10,47 +10,20 @@ byte-identical.
 
 from __future__ import annotations
 
-import errno
-import grp
 import os
 import smtplib
-import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.livetree import Mounts, apply, fill, tree_state, users
 
 from gitops_mail import preflight
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.livefs import Change, FileSpec, LiveDir
 
-CHASQUID_GID = grp.getgrnam("chasquid").gr_gid
-State = dict[str, tuple[str, int, int, int, bytes]]
 Mount = Callable[..., Path]
-
-
-def tree_state(root: Path) -> State:
-    """Every entry below ``root`` (and root as "."): kind, mode, uid, gid, bytes or target."""
-    found = {".": _entry(root)}
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(directory, name)
-            found[path.relative_to(root).as_posix()] = _entry(path)
-    return dict(sorted(found.items()))
-
-
-def _entry(path: Path) -> tuple[str, int, int, int, bytes]:
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode):
-        return "link", 0, info.st_uid, info.st_gid, os.fsencode(os.readlink(path))
-    data = b"" if stat.S_ISDIR(info.st_mode) else path.read_bytes()
-    kind = "dir" if stat.S_ISDIR(info.st_mode) else "file"
-    return kind, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, data
-
-
-def users(data: bytes) -> FileSpec:
-    return FileSpec(data, 0o640, "root", "chasquid")
 
 
 OLD = {
@@ -65,24 +38,6 @@ NEW = {
     "domains/c.net/aliases": users(b"c: a@a.org\n"),
 }
 FULL_HINT = "the filesystem is full: free space there (df -h {})"
-
-
-def apply(live: LiveDir, tree: dict[str, FileSpec]) -> None:
-    staged = live.stage(tree)
-    live.cleanup(live.swap(staged))
-    live.discard(staged)
-
-
-def fill(directory: Path) -> Path:
-    """Write zeros into ``directory/filler`` until the filesystem is full."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def leftovers(live: LiveDir) -> list[str]:
@@ -132,16 +87,9 @@ def test_a_running_chasquid_reads_the_swapped_tree_and_the_restored_one(
 @pytest.fixture
 def mount() -> Iterator[Mount]:
     """``mount(*args, target)`` runs mount(8); every mount is undone at teardown."""
-    targets: list[Path] = []
-
-    def run(*args: str | Path) -> Path:
-        subprocess.run(["mount", *map(str, args)], check=True, capture_output=True)
-        targets.append(Path(args[-1]))
-        return Path(args[-1])
-
-    yield run
-    for target in reversed(targets):
-        subprocess.run(["umount", str(target)], check=True)
+    mounts = Mounts()
+    yield mounts
+    mounts.undo_all()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
 
 from gitops_mail.cli import main
 from gitops_mail.errors import RepoError
@@ -22,25 +23,7 @@ from gitops_mail.formats.users import parse_users
 UTIL = Path("/usr/bin/chasquid-util")
 needs_util = pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util")
 
-MANIFEST = """\
-version: 1
-chasquid:
-  pipe_aliases: true
-certificates:
-  - name: mail.example.com
-    acme_sh: /root/.acme.sh/mail.example.com_ecc
-domains:
-  example.com: {}
-"""
-CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\nsales: carol@example.net\n"
-FILES: dict[str, str | bytes | None] = {
-    "gitops-mail.yaml": MANIFEST,
-    "chasquid/chasquid.conf": CONF,
-    "chasquid/domains/example.com/aliases": ALIASES,
-}
-ALIASES_PATH = "chasquid/domains/example.com/aliases"
-USERS_PATH = "chasquid/domains/example.com/users"
+FILES = repo_files(pipe_aliases=True)
 PASSWORD = "correct-horse-battery-staple"
 
 

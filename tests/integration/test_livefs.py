@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import grp
 import hashlib
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -16,58 +14,24 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.livetree import CHASQUID_GID, TreeEntry, apply, entry, tree_state, users
 
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.livefs import FAULT_ENV, Change, Drift, FileSpec, LiveDir
 
-CHASQUID_GID = grp.getgrnam("chasquid").gr_gid
-State = dict[str, tuple[str, int, int, int, bytes]]
-
-
 # --- helpers -------------------------------------------------------------------
 
 
-def tree_state(root: Path) -> State:
-    """Every entry below ``root`` (and root as "."): kind, mode, uid, gid, bytes or target."""
-    found = {".": _entry(root)}
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(directory, name)
-            found[path.relative_to(root).as_posix()] = _entry(path)
-    return dict(sorted(found.items()))
-
-
-def _entry(path: Path) -> tuple[str, int, int, int, bytes]:
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode):
-        kind, data = "link", os.fsencode(os.readlink(path))
-    elif stat.S_ISDIR(info.st_mode):
-        kind, data = "dir", b""
-    else:
-        kind, data = "file", path.read_bytes()
-    return kind, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, data
-
-
-def F(data: bytes, mode: int = 0o644, gid: int = 0) -> tuple[str, int, int, int, bytes]:
+def F(data: bytes, mode: int = 0o644, gid: int = 0) -> TreeEntry:
     return "file", mode, 0, gid, data
 
 
-def D(mode: int = 0o755) -> tuple[str, int, int, int, bytes]:
+def D(mode: int = 0o755) -> TreeEntry:
     return "dir", mode, 0, 0, b""
-
-
-def users(data: bytes) -> FileSpec:
-    return FileSpec(data, 0o640, "root", "chasquid")
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def apply(live: LiveDir, tree: dict[str, FileSpec]) -> None:
-    staged = live.stage(tree)
-    live.cleanup(live.swap(staged))
-    live.discard(staged)
 
 
 def work_entries(live: LiveDir) -> list[str]:
@@ -226,7 +190,7 @@ def test_first_apply_onto_debians_plain_directory(live, config):
         missing=(),
         foreign=("README", "certs/README.certs", "chasquid.conf", "hooks/post-data"),
     )
-    debian_hook = _entry(config / "hooks" / "post-data")
+    debian_hook = entry(config / "hooks" / "post-data")
     tree = {
         "chasquid.conf": FileSpec(b'hostname: "mail.example.com"\n'),
         "domains/example.com/users": users(b"#chasquid-userdb-v1\n"),

@@ -5,49 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from support.repo import ALIASES, MANIFEST, snapshot
 
 from gitops_mail.checks import validate
 from gitops_mail.problems import Problem, Severity
-from gitops_mail.snapshot import (
-    MODE_GITLINK,
-    MODE_OTHER,
-    MODE_SYMLINK,
-    Entry,
-    Snapshot,
-)
+from gitops_mail.snapshot import MODE_GITLINK, MODE_OTHER, MODE_SYMLINK, Entry, Snapshot
 from gitops_mail.state import load_state
-
-MANIFEST = """\
-version: 1
-certificates:
-  - name: mail.example.com
-    acme_sh: /root/.acme.sh/mail.example.com_ecc
-domains:
-  example.com: {}
-"""
-CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\n"
-GOOD: dict[str, str | Entry | None] = {
-    "gitops-mail.yaml": MANIFEST,
-    "chasquid/chasquid.conf": CONF,
-    "chasquid/domains/example.com/aliases": ALIASES,
-}
-
-
-def snapshot(changes: Mapping[str, str | bytes | Entry | None] = {}) -> Snapshot:
-    """GOOD with ``changes`` applied (None removes a path)."""
-    files: dict[str, Entry] = {}
-    for path, value in {**GOOD, **changes}.items():
-        if value is None:
-            continue
-        if isinstance(value, Entry):
-            files[path] = value
-        else:
-            files[path] = Entry(value.encode() if isinstance(value, str) else value)
-    return Snapshot(files, "test")
 
 
 def problems(changes: Mapping[str, str | bytes | Entry | None] = {}) -> list[Problem]:
+    """The problems of the small valid repo with ``changes`` applied."""
     return validate(load_state(snapshot(changes)))
 
 
