@@ -17,7 +17,7 @@ names this module re-exports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -80,25 +80,95 @@ def parse_aliases(data: bytes, path: str, domain: str) -> AliasFile:
     """Parse one aliases file; report every problem, never raise.
 
     ``aliases`` holds what chasquid 1.11 loads: a line it skips is left out
-    (with an error), a line it loads in spite of a problem is kept.
+    (with an error), a line it loads in spite of a problem is kept. The usual
+    lines (``_SIMPLE``) are found by one scan of the file and need no checks;
+    every other line goes through the general rules of ``_Reader.line``.
     """
-    aliases: list[Alias] = []
-    problems: list[Problem] = []
-    local = normalize_domain(domain) is not None  # names are normalised only then
-    all_utf8 = _is_utf8(data)  # then so is every line: b"\n" is never inside a character
-    for number, raw in _lines(data):
-        at = _At(path, number)
+    text = data.decode("utf-8", "surrogateescape")  # as each line would decode: \n is ASCII
+    reader = _Reader(path, domain)
+    aliases, suffix, punycode = reader.aliases, reader.suffix, "xn--" in text
+    number = 0
+    end = 0  # where the lines not read yet start
+    for found in _SIMPLE.finditer(text):
+        start, stop = found.span()
+        if start > end:  # the lines in between, without the line break before ``found``
+            number = reader.lines(text[end : start - 1].split("\n"), number)
+        number += 1
+        end = stop + 1
+        name, rhs = found.groups()
+        if stop - start > MAX_LINE_BYTES or (punycode and "xn--" in rhs):  # see ``_SIMPLE``
+            reader.line(number, text[start:stop])
+            continue
+        targets = _TARGETS.findall(rhs)
+        recipients = tuple([Recipient(t if "@" in t else t + suffix) for t in targets])
+        aliases.append(Alias(name, name, recipients, number))
+    rest = text[end:].split("\n")
+    if rest[-1] == "":  # the file's last line break ends a line, it does not start one
+        rest.pop()
+    reader.lines(rest, number)
+    return reader.result()
+
+
+def parse_each_line(data: bytes, path: str, domain: str) -> AliasFile:
+    """``parse_aliases`` without its scan: every line by the general rules. The
+    reference the scan is tested against."""
+    reader = _Reader(path, domain)
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, raw in enumerate(lines, 1):
+        reader.line(number, raw.decode("utf-8", "surrogateescape"))
+    return reader.result()
+
+
+# A line whose name and targets are plain lower-case ASCII: no problem to report, and
+# normalising changes none of them, as ``addresses`` and ``usernames`` take such text
+# as it is (unless it holds "xn--", or is too long: ``parse_aliases`` checks both).
+# What may follow a name or a target is never part of one: possessive, no backtracking.
+_PLAIN = r"[a-z0-9_.+=*-]++"
+_TARGET = rf"{_PLAIN}(?:@[a-z0-9-]++(?:\.[a-z0-9-]++)*+)?+"
+_LINE = rf"^[ \t]*({_PLAIN})[ \t]*:[ \t]*({_TARGET}(?:[ \t]*+,[ \t]*+{_TARGET})*+)[ \t\r]*$"
+_SIMPLE = re.compile(_LINE, re.MULTILINE)  # ``$``: before "\n" only, as chasquid splits
+_TARGETS = re.compile(_TARGET)
+
+
+class _Reader:
+    """What one file's lines add up to, line by line."""
+
+    def __init__(self, path: str, domain: str) -> None:
+        self.path, self.domain = path, domain
+        normal = normalize_domain(domain)
+        self.local = normal is not None  # names are normalised only then
+        self.suffix = "@" + (domain if normal is None else normal)  # of a target without one
+        self.aliases: list[Alias] = []
+        self.problems: list[Problem] = []
+
+    def result(self) -> AliasFile:
+        refused = any(problem.code == "aliases.line-too-long" for problem in self.problems)
+        return AliasFile(() if refused else tuple(self.aliases), tuple(self.problems))
+
+    def lines(self, lines: list[str], number: int) -> int:
+        """Read ``lines``, the first of which has number ``number + 1``; the last number."""
+        for text in lines:
+            number += 1
+            self.line(number, text)
+        return number
+
+    def line(self, number: int, text: str) -> None:
+        """One line, as decoded with ``surrogateescape``."""
+        at = _At(self.path, number)
+        raw = text.encode("utf-8", "surrogateescape")
         if len(raw) > MAX_LINE_BYTES:
-            problems.append(at.error("line-too-long", *_too_long(len(raw), domain)))
-        if not all_utf8 and not _is_utf8(raw):
-            problems.append(at.error("encoding", "line is not valid UTF-8", "save it as UTF-8"))
-        line = raw.decode("utf-8", "surrogateescape").strip(GO_SPACE)
+            self.problems.append(at.error("line-too-long", *_too_long(len(raw), self.domain)))
+        if not text.isascii() and not _is_utf8(raw):
+            self.problems.append(
+                at.error("encoding", "line is not valid UTF-8", "save it as UTF-8")
+            )
+        line = text.strip(GO_SPACE)
         if line and not line.startswith("#"):
-            alias = _parse_line(line, at, domain, local, problems)
+            alias = _parse_line(line, at, self.domain, self.local, self.problems)
             if alias is not None:
-                aliases.append(alias)
-    refused = any(problem.code == "aliases.line-too-long" for problem in problems)
-    return AliasFile(() if refused else tuple(aliases), tuple(problems))
+                self.aliases.append(alias)
 
 
 class _At(NamedTuple):
@@ -110,13 +180,6 @@ class _At(NamedTuple):
 
     def warning(self, code: str, message: str, hint: str) -> Problem:
         return Problem(self.path, self.line, f"aliases.{code}", message, hint, Severity.WARNING)
-
-
-def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    parts = data.split(b"\n")
-    if parts[-1] == b"":
-        parts.pop()
-    return enumerate(parts, 1)
 
 
 def _is_utf8(raw: bytes) -> bool:

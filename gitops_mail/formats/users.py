@@ -5,18 +5,17 @@ declare ``users`` as a repeated entry message instead of a map (the text form
 is the same), so duplicates and file order survive a parse. Files laid out as
 chasquid-util and ``render_users`` write them go through a fast reader that is
 equivalent to the protobuf library; anything else goes to the library itself.
-Hashing modules are imported by the functions that hash: reading never needs them.
+Hashing modules are imported by the functions that hash, and the protobuf library
+by the functions that use it: reading a file in that layout never needs either.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pb2
-
-from gitops_mail.formats import textproto
 from gitops_mail.formats.usernames import InvalidUserName, normalize_user
 from gitops_mail.formats.users_text import (
     Denied,
@@ -31,6 +30,11 @@ from gitops_mail.formats.users_text import (
     scan_entries,
 )
 from gitops_mail.problems import Problem, Severity
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
+
+    from gitops_mail.formats import textproto
 
 __all__ = [
     "Denied",
@@ -83,10 +87,12 @@ def parse_users(data: bytes, path: str) -> tuple[UserDB | None, list[Problem]]:
 
 def library_parse(text: str, path: str) -> tuple[UserDB | None, list[Problem]]:
     """The protobuf library's reading of ``text``, held to what Go's reader refuses."""
+    from gitops_mail.formats import textproto  # noqa: PLC0415 - see the module docstring
+
     lines, refusal = scan_entries(text)
     with warnings.catch_warnings():  # the library warns on escapes ``refusal`` reports
         warnings.simplefilter("ignore", DeprecationWarning)
-        msg, err = textproto.parse(text, _DB_CLASS)
+        msg, err = textproto.parse(text, _db_class())
     if err is not None and (refusal is None or _before(err, refusal)):
         return None, [_syntax(path, err.line, err.column, _parser_words(err, text))]
     if refusal is not None:
@@ -256,7 +262,16 @@ def _render_message(name: str, fields: list[tuple[str, str]]) -> str:
     return f"    {name}: {{\n{body}    }}\n"
 
 
+@functools.cache
+def _db_class() -> Any:
+    from gitops_mail.formats import textproto  # noqa: PLC0415 - see the module docstring
+
+    return textproto.message_class(_file_proto(), "userdb.ProtoDB")
+
+
 def _file_proto() -> descriptor_pb2.FileDescriptorProto:
+    from google.protobuf import descriptor_pb2  # noqa: PLC0415 - see the module docstring
+
     proto = descriptor_pb2.FileDescriptorProto(
         name="gitops_mail/userdb.proto", package="userdb", syntax="proto3"
     )
@@ -291,6 +306,8 @@ def _field(
     repeated: bool = False,
     oneof: int | None = None,
 ) -> None:
+    from google.protobuf import descriptor_pb2  # noqa: PLC0415 - see the module docstring
+
     f = descriptor_pb2.FieldDescriptorProto
     label = f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL
     field = msg.field.add(name=name, number=number, type=kind, label=label, json_name=name)
@@ -298,6 +315,3 @@ def _field(
         field.type_name = type_name
     if oneof is not None:
         field.oneof_index = oneof
-
-
-_DB_CLASS = textproto.message_class(_file_proto(), "userdb.ProtoDB")

@@ -10,12 +10,14 @@ Go's way of quoting bytes.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from google.protobuf import text_encoding
 
-
+# Frozen dataclasses, not tuples: ``logs`` redacts their reprs (``salt=b'...'``), and would
+# take a tuple apart item by item instead, where a salt is just some bytes.
 @dataclass(frozen=True)
 class Scrypt:
     log_n: int
@@ -39,9 +41,11 @@ class Denied:
 Scheme = Scrypt | Plain | Denied | None
 
 
-@dataclass(frozen=True)
-class User:
-    """One entry; ``line`` is where its ``key:`` is (0 when not read from a file)."""
+class User(NamedTuple):
+    """One entry; ``line`` is where its ``key:`` is (0 when not read from a file).
+
+    A tuple, as files hold thousands of entries and a tuple is built several times
+    faster than a frozen dataclass."""
 
     name: str
     scheme: Scheme
@@ -62,9 +66,12 @@ class UserDB:
 
 # Go's text format takes only these four as whitespace; so does the fast reader. What
 # follows whitespace never starts with it, so giving some back cannot help: possessive.
+# An optional part is written ``(?:part|)``, not ``(?:part)?``: the same match, and ``re``
+# runs a branch faster than its general repeat.
 _W = r"[ \t\r\n]*+"
 # The escapes Go and the protobuf library write; any other form goes to the library.
-_ESCAPE = r"""\\(?:["'\\nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{3})"""
+# Octal stops at \377: ``codecs.escape_decode`` would warn on more, the library refuses it.
+_ESCAPE = r"""\\(?:["'\\nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-3][0-7]{2})"""
 _END_OF_NUMBER = r"(?![0-9A-Za-z_.+-])"  # the library reads all of these into one token
 
 
@@ -76,72 +83,93 @@ def _str(group: str) -> str:
 
 def _num(name: str, group: str, signed: bool) -> str:
     sign = "-?" if signed else ""
-    return rf"(?:{name}{_W}:{_W}(?P<{group}>{sign}(?:0|[1-9][0-9]*)){_END_OF_NUMBER}{_W})?"
+    return rf"(?:{name}{_W}:{_W}(?P<{group}>{sign}(?:0|[1-9][0-9]*)){_END_OF_NUMBER}{_W}|)"
 
 
-def _msg(name: str, body: str) -> str:
-    return rf"(?P<{name}>{name}){_W}:?{_W}\{{{_W}{body}\}}{_W}"
+def _msg(name: str, body: str, group: str | None = None) -> str:
+    opening = f"(?P<{group}>{name})" if group else name
+    return rf"{opening}{_W}:?{_W}\{{{_W}{body}\}}{_W}"
 
 
-_SCRYPT_BODY = (
-    _num("logN", "logn", signed=False)
-    + _num("r", "r", signed=True)
-    + _num("p", "p", signed=True)
-    + _num("keyLen", "keylen", signed=True)
-    + rf"(?:salt{_W}:{_W}{_str('salt')})?"
-    + rf"(?:encrypted{_W}:{_W}{_str('enc')})?"
-)
-_PLAIN_BODY = rf"(?:password{_W}:{_W}{_str('pw')})?"
-_SCHEME = f"(?:{_msg('scrypt', _SCRYPT_BODY)}|{_msg('plain', _PLAIN_BODY)}|{_msg('denied', '')})?"
-_ENTRY = re.compile(
-    _msg(
-        "users",
-        rf"(?:(?P<k>key){_W}:{_W}{_str('key')})?"
-        + rf"(?:(?P<value>value){_W}:?{_W}\{{{_W}{_SCHEME}\}}{_W})?",
+@functools.cache
+def _entry() -> re.Pattern[str]:
+    """One top-level entry, compiled on first use (a few ms). Its groups, in the order
+    ``fast_parse`` unpacks them: k key scrypt logn r p keylen salt enc plain pw denied."""
+    scrypt_body = (
+        _num("logN", "logn", signed=False)
+        + _num("r", "r", signed=True)
+        + _num("p", "p", signed=True)
+        + _num("keyLen", "keylen", signed=True)
+        + rf"(?:salt{_W}:{_W}{_str('salt')}|)"
+        + rf"(?:encrypted{_W}:{_W}{_str('enc')}|)"
     )
-)
+    plain_body = rf"(?:password{_W}:{_W}{_str('pw')}|)"
+    scheme = "|".join(
+        (
+            _msg("scrypt", scrypt_body, "scrypt"),
+            _msg("plain", plain_body, "plain"),
+            _msg("denied", "", "denied"),
+        )
+    )
+    body = rf"(?:(?P<k>key){_W}:{_W}{_str('key')}|)(?:value{_W}:?{_W}\{{{_W}(?:{scheme}|)\}}{_W}|)"
+    return re.compile(_msg("users", body))
+
+
 _SPACE = re.compile(_W)
-_UNESCAPE = codecs.getdecoder("unicode_escape")  # looked up once, not per string
+_ESCAPE_DECODE = codecs.escape_decode  # Python's bytes-literal escapes: those above alike
 _UINT64_MAX = 2**64 - 1
 _INT32 = range(-(2**31), 2**31)
+# Builds a ``User`` without the argument handling of its generated ``__new__``.
+_new_tuple = tuple.__new__
 
 
 def fast_parse(text: str) -> UserDB | None:
     """Read ``text`` if it is in the canonical layout, else ``None``.
 
-    Whatever this accepts, ``text_format`` reads to the same entries: strings
-    go through the library's own unescaping, numbers must be in range.
+    Whatever this accepts, ``text_format`` reads to the same entries: it takes
+    only the escapes that Python's bytes literals read alike (``\\u`` goes to the
+    library's own unescaping), and numbers must be in range.
     """
     pos = _SPACE.match(text).end()  # type: ignore[union-attr]  # `*` always matches
     users: list[User] = []
     line, counted = 1, 0
-    while pos < len(text):
-        found = _ENTRY.match(text, pos)
-        if found is None:
+    for found in _entry().finditer(text, pos):
+        if found.start() != pos:  # something between two entries
             return None
-        where = found.start("k") if found.group("k") else found.start()
+        k, key, scrypt, logn, r, p, keylen, salt, enc, plain, pw, denied = found.groups()
+        where = found.start(1) if k else pos
         line += text.count("\n", counted, where)
         counted = where
         try:
-            name = _decode(found.group("key")).decode("utf-8")
-            users.append(User(name, _scheme(found), line))
+            name = key if key and "\\" not in key else _decode(key).decode("utf-8")
+            if scrypt:
+                numbers = _NUMBERS.get((logn, r, p, keylen)) or _numbers(logn, r, p, keylen)
+                scheme: Scheme = Scrypt(*numbers, _decode(salt), _decode(enc))
+            elif plain:
+                scheme = Plain(_decode(pw))
+            else:
+                scheme = Denied() if denied else None
         except ValueError:  # bad UTF-8, bad escape, number out of range
             return None
+        users.append(_new_tuple(User, (name, scheme, line)))
         pos = found.end()
-    return UserDB(tuple(users))
+    return UserDB(tuple(users)) if pos == len(text) else None
 
 
-def _scheme(found: re.Match[str]) -> Scheme:
-    scrypt, plain, denied = found.group("scrypt", "plain", "denied")
-    if scrypt:
-        log_n, r, p, key_len, salt, key = found.group("logn", "r", "p", "keylen", "salt", "enc")
-        n = int(log_n or 0)
-        if n > _UINT64_MAX:
-            raise ValueError("logN out of range")
-        return Scrypt(n, _int32(r), _int32(p), _int32(key_len), _decode(salt), _decode(key))
-    if plain:
-        return Plain(_decode(found.group("pw")))
-    return Denied() if denied else None
+# The scrypt parameters as written to their values: a file repeats the same few on every entry.
+_NUMBERS: dict[tuple[str | None, ...], tuple[int, int, int, int]] = {}
+
+
+def _numbers(
+    log_n: str | None, r: str | None, p: str | None, key_len: str | None
+) -> tuple[int, int, int, int]:
+    n = int(log_n or 0)
+    if n > _UINT64_MAX:
+        raise ValueError("logN out of range")
+    numbers = n, _int32(r), _int32(p), _int32(key_len)
+    if len(_NUMBERS) < 256:
+        _NUMBERS[log_n, r, p, key_len] = numbers
+    return numbers
 
 
 def _int32(digits: str | None) -> int:
@@ -154,15 +182,14 @@ def _int32(digits: str | None) -> int:
 def _decode(escaped: str | None) -> bytes:
     if not escaped:
         return b""
-    if "\\" not in escaped:
-        return escaped.encode("utf-8")
-    if "\\u" not in escaped:  # what CUnescape does, minus the steps only \u needs
-        return _UNESCAPE(escaped.encode("utf-8"))[0].encode("latin-1")
+    if "\\u" not in escaped:  # the escapes left mean the same in Python's bytes literals
+        return _ESCAPE_DECODE(escaped)[0]
+    from google.protobuf import text_encoding  # noqa: PLC0415 - rare; protobuf is slow to import
+
     return bytes(text_encoding.CUnescape(escaped))
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """Something the protobuf library reads but Go's reader (chasquid) refuses."""
 
     line: int
@@ -170,23 +197,29 @@ class Refusal:
     why: str
 
 
-_TOKENS = re.compile(
-    r"""(?P<str>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)
-      |(?P<comment>\#[^\n]*)
-      |(?P<number>(?:[0-9+-]|\.[0-9])[0-9A-Za-z_.+-]*)
-      |(?P<name>[A-Za-z_][0-9A-Za-z_+-]*)
-      |(?P<open>[{<])
-      |(?P<close>[}>])
-      |(?P<newline>\n)
-      |(?P<stray>[^\S \t\r\n])
-      |.""",
-    re.VERBOSE,
-)
-# Escapes both readers decode alike; anything else in a string is refused.
-_IN_STRING = re.compile(
-    r"""\\(?:["'\\abfnrtv]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"""
-    r"|(?P<escape>\\)|(?P<nul>\x00)"
-)
+@functools.cache
+def _scanner() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Tokens, and what is in a string: for text the fast reader did not take only."""
+    tokens = re.compile(
+        r"""(?P<str>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)
+          |(?P<comment>\#[^\n]*)
+          |(?P<number>(?:[0-9+-]|\.[0-9])[0-9A-Za-z_.+-]*)
+          |(?P<name>[A-Za-z_][0-9A-Za-z_+-]*)
+          |(?P<open>[{<])
+          |(?P<close>[}>])
+          |(?P<newline>\n)
+          |(?P<stray>[^\S \t\r\n])
+          |.""",
+        re.VERBOSE,
+    )
+    # Escapes both readers decode alike; anything else in a string is refused.
+    in_string = re.compile(
+        r"""\\(?:["'\\abfnrtv]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"""
+        r"|(?P<escape>\\)|(?P<nul>\x00)"
+    )
+    return tokens, in_string
+
+
 _STRAY = (
     "unexpected character U+{:04X} between fields"
     " (chasquid accepts only spaces, tabs and line breaks there)"
@@ -201,7 +234,7 @@ def scan_entries(text: str) -> tuple[list[int], Refusal | None]:
     lines: list[int] = []
     depth, line, line_start = 0, 1, 0
     refusal: Refusal | None = None
-    for token in _TOKENS.finditer(text):
+    for token in _scanner()[0].finditer(text):
         kind = token.lastgroup
         if kind == "newline":
             line, line_start = line + 1, token.end()
@@ -221,7 +254,7 @@ def scan_entries(text: str) -> tuple[list[int], Refusal | None]:
 def _refusal(token: re.Match[str], line: int, column: int) -> Refusal | None:
     if token.lastgroup == "stray":
         return Refusal(line, column, _STRAY.format(ord(token.group())))
-    for part in _IN_STRING.finditer(token.group()):
+    for part in _scanner()[1].finditer(token.group()):
         if part.lastgroup == "escape":
             return Refusal(line, column + part.start(), _ESCAPE_WHY)
         if part.lastgroup == "nul":

@@ -359,6 +359,25 @@ def test_describe_scheme_never_shows_secrets() -> None:
     assert [describe_scheme(s) for s in schemes] == ["scrypt", "plain", "receive-only", "none"]
 
 
+def test_receive_only_entries_are_alike_and_true() -> None:
+    assert Denied() == Denied()
+    assert hash(Denied()) == hash(Denied())
+    assert Denied() not in (Plain(b""), None, ())
+    assert bool(Denied())
+
+
+def test_octal_escapes_past_377_are_left_to_the_library() -> None:
+    text = 'users: {\n  key: "a"\n  value: {\n    plain: {\n      password: "\\400"\n'
+    text += "    }\n  }\n}\n"
+    assert fast_parse(text) is None
+    assert fast_parse(text.replace("400", "377")) == parsed(text.replace("400", "377").encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        db, problems = parse_users(text.encode(), PATH)
+    assert db is None
+    assert [(p.line, p.column) for p in problems] == [(5, 17)]
+
+
 # --- names ---------------------------------------------------------------------------------
 
 
