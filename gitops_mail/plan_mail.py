@@ -13,10 +13,10 @@ changed), found by walking only what reaches a domain with changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from gitops_mail.formats.addresses import normalize_domain, split_address
-from gitops_mail.formats.aliases import RECURSION_LIMIT, Alias, Kind, Resolution, Resolver
+from gitops_mail.formats.addresses import normalize_domain
+from gitops_mail.formats.aliases import Alias, Kind, Resolution, Resolver
 from gitops_mail.formats.users import Denied, Scheme, User, describe_scheme
 from gitops_mail.plan import (
     WHY_DEPENDS,
@@ -28,6 +28,8 @@ from gitops_mail.plan import (
     why_reload,
 )
 from gitops_mail.state import DomainState, State
+
+_EMAIL = Kind.EMAIL  # a module constant: looked up for every target of every alias
 
 
 def mail_changes(base: State, new: State) -> Iterator[Change]:
@@ -118,52 +120,91 @@ def _aliases(domain: str, base: State, new: State) -> Iterator[Change]:
 
 
 def _dependents(base: State, new: State, changed: set[str], domains: set[str]) -> Iterator[Change]:
-    """Aliases left as they were whose mail now goes elsewhere: those whose
-    resolution passes through a domain with changes (an alias, a catch-all or
-    a user that changed)."""
+    """Aliases left as they were whose mail now goes elsewhere.
+
+    Only an alias whose resolution visits an address of a domain with changes
+    (an alias, a catch-all or a user that changed) can resolve differently:
+    every other address it passes resolves alike in both states. Only those
+    aliases (``_Reach``) have their resolutions compared.
+    """
     reach = _Reach(new.resolver, {normalize_domain(d) or d for d in domains})
-    for domain in sorted(base.domains.keys() & new.domains.keys()):
-        for key in sorted(_effective(base, domain).keys() & _effective(new, domain).keys()):
-            address = f"{key}@{domain}"
-            if address in changed or not reach.reaches(key, domain):
-                continue
-            before, after = _resolution(base, address), _resolution(new, address)
-            if before != after:
-                area = "catch-all" if key == "*" else "alias"
-                op = "resolution changed"
-                yield Change(area, op, address, before, after, Action.NONE, WHY_DEPENDS)
+    candidates = [
+        (key, domain, normalize_domain(domain) or domain)
+        for domain in sorted(base.domains.keys() & new.domains.keys())
+        if reach.domain_may_reach(normalize_domain(domain) or domain)
+        for key in sorted(_effective(base, domain).keys() & _effective(new, domain).keys())
+        if f"{key}@{domain}" not in changed
+    ]
+    reaching = reach.addresses([f"{key}@{local}" for key, _, local in candidates])
+    for key, domain, local in candidates:
+        if f"{key}@{local}" not in reaching:
+            continue
+        address = f"{key}@{domain}"
+        before, after = _resolution(base, address), _resolution(new, address)
+        if before != after:
+            area = "catch-all" if key == "*" else "alias"
+            op = "resolution changed"
+            yield Change(area, op, address, before, after, Action.NONE, WHY_DEPENDS)
 
 
 class _Reach:
-    """Whether resolving an address visits one of ``domains``; memoised, so that
-    checking every alias costs one step each. Domains without changes resolve
-    alike in both states, so the new state's steps are enough."""
+    """Which addresses lead to one of ``domains`` when resolved, in the new state
+    (domains without changes resolve alike in both). First on the graph of
+    domains (an alias of one targets an address of the other), which rules out
+    most at once; then on the graph of the addresses left, walked back from
+    those in ``domains``: linear in the size of that graph."""
 
     def __init__(self, resolver: Resolver, domains: set[str]) -> None:
         self.resolver = resolver
         self.domains = domains
-        self.memo: dict[str, bool] = {}
+        self._domains_reaching: set[str] | None = None
 
-    def reaches(self, key: str, domain: str) -> bool:
-        """For the alias ``key`` (normalised already) of the directory ``domain``."""
-        return self._visit(f"{key}@{normalize_domain(domain) or domain}", 0)
+    def domain_may_reach(self, domain: str) -> bool:
+        if self._domains_reaching is None:
+            self._domains_reaching = _back(self.domains, self._domain_parents())
+        return domain in self._domains_reaching
 
-    def _visit(self, address: str, depth: int) -> bool:
-        found = self.memo.get(address)
-        if found is not None:
-            return found
-        if depth > RECURSION_LIMIT:
-            return True  # an error either way: let the resolutions compare
-        self.memo[address] = False  # a loop does not reach anything by itself
-        step = self.resolver.step(address)
-        found = split_address(step.address)[1] in self.domains
-        for target in step.targets:
-            if found:
-                break
-            if target.kind is Kind.EMAIL:
-                found = self._visit(target.address, depth + 1)
-        self.memo[address] = found
-        return found
+    def _domain_parents(self) -> dict[str, set[str]]:
+        parents: dict[str, set[str]] = {}
+        for domain in self.resolver.local_domains():
+            targets = {
+                target.address.partition("@")[2]
+                for alias in self.resolver.aliases(domain).values()
+                for target in alias.recipients
+                if target.kind is _EMAIL
+            }
+            for target in targets:
+                parents.setdefault(target, set()).add(domain)
+        return parents
+
+    def addresses(self, starts: list[str]) -> set[str]:
+        """Those of ``starts``, and of the addresses they lead to, that lead to an
+        address of ``domains`` (or are one)."""
+        parents: dict[str, list[str]] = {}
+        seeds, seen, todo = set(), set(starts), list(starts)
+        while todo:
+            node = todo.pop()
+            domain = node.partition("@")[2]
+            if domain in self.domains:
+                seeds.add(node)
+            elif self.domain_may_reach(domain):
+                for child in self.resolver.step(node).emails:
+                    parents.setdefault(child, []).append(node)
+                    if child not in seen:
+                        seen.add(child)
+                        todo.append(child)
+        return _back(seeds, parents)
+
+
+def _back(seeds: set[str], parents: Mapping[str, Iterable[str]]) -> set[str]:
+    """``seeds`` and every node with a path to one of them, by ``parents`` edges."""
+    found, todo = set(seeds), list(seeds)
+    while todo:
+        for parent in parents.get(todo.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                todo.append(parent)
+    return found
 
 
 def _effective(state: State, domain: str) -> Mapping[str, Alias]:

@@ -47,13 +47,42 @@ def check_aliases(
         paths[domain] = path
         found += parsed.problems
         found += _duplicates(resolver, path, parsed)
-        for key, alias in sorted(resolver.aliases(domain).items()):
-            site = _Site(path, alias)
-            found += _unreachable(resolver, domain, alias, site)
-            found += _shadows_user(resolver, domain, key, site)
-            found += _pipes(alias, site, allow_pipes)
-            found += _targets(resolver, alias, site)
+        found += _alias_problems(resolver, domain, path, allow_pipes=allow_pipes)
     found += graph_problems(resolver, paths)
+    return found
+
+
+_ODD = (How.CATCH_ALL, How.UNKNOWN)  # only targets that go there can be wrong
+_EMAIL = Kind.EMAIL  # a module constant: looked up for every target
+
+
+def _alias_problems(
+    resolver: Resolver, domain: str, path: str, *, allow_pipes: bool
+) -> list[Problem]:
+    """What is wrong with each alias in effect in ``domain``, on its own. Runs for
+    every alias, so the usual case (nothing wrong) costs a few lookups."""
+    found: list[Problem] = []
+    users, step = resolver.users(domain), resolver.step
+    names_cleaned = resolver.chasquid_version < (1, 12)
+    for key, alias in sorted(resolver.aliases(domain).items()):
+        if names_cleaned and resolver.clean_user(alias.name) != alias.name:
+            found += _unreachable(resolver, domain, alias, _Site(path, alias))
+        if key in users:
+            found += _shadows_user(resolver, domain, key, _Site(path, alias))
+        if [r for r in alias.recipients if r.kind is not _EMAIL or step(r.address).how in _ODD]:
+            found += _recipients(resolver, _Site(path, alias), allow_pipes)
+    return found
+
+
+def _recipients(resolver: Resolver, site: _Site, allow_pipes: bool) -> list[Problem]:
+    """The pipes of an alias, then its targets that go nowhere or to a catch-all."""
+    found: list[Problem] = []
+    for recipient in site.alias.recipients:
+        if recipient.kind is not _EMAIL:
+            found += _pipe(recipient.address, site, allow_pipes)
+    for recipient in site.alias.recipients:
+        if recipient.kind is _EMAIL and resolver.step(recipient.address).how in _ODD:
+            found += _target(resolver, recipient.address, site)
     return found
 
 
@@ -67,11 +96,12 @@ class _Site(NamedTuple):
 
 
 def _duplicates(resolver: Resolver, path: str, parsed: AliasFile) -> Iterator[Problem]:
-    last: dict[str, Alias] = {}
-    for alias in parsed.aliases:
-        last[resolver.key(alias)] = alias
-    for alias in parsed.aliases:
-        winner = last[resolver.key(alias)]
+    keys = resolver.keys(parsed.aliases)
+    last = dict(zip(keys, parsed.aliases, strict=True))
+    if len(last) == len(keys):
+        return  # no name twice
+    for key, alias in zip(keys, parsed.aliases, strict=True):
+        winner = last[key]
         if winner is alias:
             continue
         spelled = "" if winner.raw_name == alias.raw_name else f" (as {winner.raw_name!r})"
@@ -118,37 +148,29 @@ def _shadows_user(resolver: Resolver, domain: str, key: str, site: _Site) -> lis
     ]
 
 
-def _pipes(alias: Alias, site: _Site, allow_pipes: bool) -> Iterator[Problem]:
-    for recipient in alias.recipients:
-        if recipient.kind is not Kind.PIPE:
-            continue
-        if not allow_pipes:
-            yield site.problem(
+def _pipe(command: str, site: _Site, allow_pipes: bool) -> list[Problem]:
+    name = site.alias.raw_name
+    if not allow_pipes:
+        return [
+            site.problem(
                 "pipe-not-allowed",
-                f"alias {alias.raw_name!r} pipes mail to a command ({recipient.address!r}), "
+                f"alias {name!r} pipes mail to a command ({command!r}), "
                 "and pipe aliases are not enabled",
                 "set `chasquid.pipe_aliases: true` in gitops-mail.yaml to allow them "
                 "(the command runs as chasquid's user)",
             )
-            continue
-        program = _FIELDS.split(recipient.address)[0]
-        if not program.startswith("/"):
-            how = "looks it up in its PATH" if "/" not in program else "starts it in its config dir"
-            yield site.problem(
-                "pipe-relative",
-                f"pipe command {program!r} of {alias.raw_name!r} is not an absolute path: "
-                f"chasquid {how}",
-                f"write the full path, for example /usr/bin/{program.rsplit('/', 1)[-1]}",
-            )
-
-
-_GOES_NOWHERE = (How.CATCH_ALL, How.UNKNOWN)  # only such targets can be wrong
-
-
-def _targets(resolver: Resolver, alias: Alias, site: _Site) -> Iterator[Problem]:
-    for recipient in alias.recipients:
-        if recipient.kind is Kind.EMAIL and resolver.step(recipient.address).how in _GOES_NOWHERE:
-            yield from _target(resolver, recipient.address, site)
+        ]
+    program = _FIELDS.split(command)[0]
+    if program.startswith("/"):
+        return []
+    how = "looks it up in its PATH" if "/" not in program else "starts it in its config dir"
+    return [
+        site.problem(
+            "pipe-relative",
+            f"pipe command {program!r} of {name!r} is not an absolute path: chasquid {how}",
+            f"write the full path, for example /usr/bin/{program.rsplit('/', 1)[-1]}",
+        )
+    ]
 
 
 def _target(resolver: Resolver, target: str, site: _Site) -> Iterator[Problem]:

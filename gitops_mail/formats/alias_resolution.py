@@ -28,9 +28,11 @@ chasquid always counts ``localhost`` as a local domain; so does ``Resolver``.
 from __future__ import annotations
 
 import enum
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gitops_mail.formats.addresses import (
     normalize_address,
@@ -87,14 +89,24 @@ class How(enum.Enum):
     UNKNOWN = "unknown"  # final, as it is: no alias, user or catch-all
 
 
-@dataclass(frozen=True)
-class Step:
-    """One level of chasquid's resolution of an address."""
+# Enum members as module constants: ``How.USER`` is an attribute lookup on the
+# class, measurably slower where it runs for every address.
+_REMOTE, _ALIAS, _USER = How.REMOTE, How.ALIAS, How.USER
+_CATCH_ALL, _UNKNOWN = How.CATCH_ALL, How.UNKNOWN
+_EMAIL = Kind.EMAIL
+_new = tuple.__new__  # builds a Step without the Python-level __new__ of NamedTuple
+_LINE = operator.attrgetter("line")
+
+
+class Step(NamedTuple):
+    """One level of chasquid's resolution of an address (a tuple: made for every
+    address of the alias graph, so it must be cheap to build)."""
 
     address: str  # what chasquid continues with: cleaned unless an alias matched exactly
     how: How
     alias: Alias | None = None
     targets: tuple[Recipient, ...] = ()  # for ALIAS and CATCH_ALL, "*" users replaced
+    emails: tuple[str, ...] = ()  # the addresses of the e-mail targets: where it goes on
 
 
 @dataclass(frozen=True)
@@ -125,40 +137,67 @@ class Resolver:
         self.suffix_separators = suffix_separators
         self.chasquid_version = chasquid_version
         self._exact_first = chasquid_version >= (1, 12)
+        self._stars = chasquid_version >= (1, 16)  # "*" as a target's user: the one resolved
         self._no_drops = str.maketrans("", "", drop_characters)
         self._separator = (
             re.compile(f"[{re.escape(suffix_separators)}]") if suffix_separators else None
         )
         self._cleaned: dict[str, str] = {}
+        self._exact: dict[str, str] = {}
         self._users: dict[str, frozenset[str]] = {"localhost": frozenset()}
-        self._tables: dict[str, dict[str, Alias]] = {"localhost": {}}
+        self._sources: dict[str, Mapping[str, Alias]] = {"localhost": {}}
         for name, domain in domains.items():
             key = normalize_domain(name) or name
             self._users[key] = domain.users
-            self._tables[key] = self._table(domain.aliases.values())
+            self._sources[key] = domain.aliases
+        # Lookup tables are built on first use: a plan asks the base revision
+        # about a few domains only.
+        self._tables: dict[str, dict[str, Alias]] = {}
         self._steps: dict[str, Step] = {}
+        # Before 1.16: each alias's targets and their e-mail addresses, by id (the
+        # tables keep the aliases alive).
+        self._alias_targets: dict[int, tuple[tuple[Recipient, ...], tuple[str, ...]]] = {}
         self._walks: dict[tuple[str, int], _Walk] = {}
         self._clean_walks: dict[str, _Walk] = {}  # walks without error, for any depth
 
-    def _table(self, aliases: Iterable[Alias]) -> dict[str, Alias]:
-        table = {self.key(alias): alias for alias in sorted(aliases, key=lambda a: a.line)}
-        return {key: alias for key, alias in table.items() if alias.recipients}
+    def _table(self, domain: str) -> dict[str, Alias] | None:
+        """The lookup table of a local domain (None for any other), built once."""
+        found = self._tables.get(domain)
+        if found is None and domain in self._sources:
+            aliases = sorted(self._sources[domain].values(), key=_LINE)
+            table = dict(zip(self.keys(aliases), aliases, strict=True))
+            found = self._tables[domain] = {k: a for k, a in table.items() if a.recipients}
+            if not self._stars:  # before 1.16 an alias goes on the same way for every user
+                self._alias_targets.update(
+                    {
+                        id(a): (
+                            a.recipients,
+                            tuple([t.address for t in a.recipients if t.kind is _EMAIL]),
+                        )
+                        for a in found.values()
+                    }
+                )
+        return found
 
-    def key(self, alias: Alias) -> str:
-        """The user part chasquid stores ``alias`` under."""
+    def keys(self, aliases: Iterable[Alias]) -> list[str]:
+        """The user part chasquid stores each alias under, in order."""
         if not self._exact_first:
-            return alias.name
-        return user_or_raw(self._drop(alias.raw_name))
+            return [alias.name for alias in aliases]
+        return [user_or_raw(self._drop(alias.raw_name)) for alias in aliases]
 
     def is_local(self, domain: str) -> bool:
-        return domain in self._tables
+        return domain in self._sources
+
+    def local_domains(self) -> list[str]:
+        """Every local domain, normalised, ``localhost`` included."""
+        return list(self._sources)
 
     def users(self, domain: str) -> frozenset[str]:
         return self._users.get(domain, frozenset())
 
     def aliases(self, domain: str) -> Mapping[str, Alias]:
         """Lookup key -> alias in effect (with recipients) for a local domain."""
-        return self._tables.get(domain, {})
+        return self._table(domain) or {}
 
     def clean_user(self, user: str) -> str:
         """``user`` cut at the first suffix separator, drop characters removed."""
@@ -166,6 +205,13 @@ class Resolver:
         if found is None:
             cut = self._cut(user)
             found = self._cleaned[user] = user_or_raw(user[:cut].translate(self._no_drops))
+        return found
+
+    def _exact_key(self, user: str) -> str:
+        """The key chasquid >= 1.12 looks ``user`` up with first (suffix kept), memoised."""
+        found = self._exact.get(user)
+        if found is None:
+            found = self._exact[user] = user_or_raw(self._drop(user))
         return found
 
     def _cut(self, user: str) -> int:
@@ -185,36 +231,40 @@ class Resolver:
         return found
 
     def _step(self, address: str) -> Step:
-        user, domain = split_address(address)
-        table = self._tables.get(domain)
+        user, _, domain = address.partition("@")  # split_address, inlined: runs per node
+        table = self._tables.get(domain) or self._table(domain)
         if table is None:
-            return Step(address, How.REMOTE)
-        alias = table.get(user_or_raw(self._drop(user))) if self._exact_first else None
+            return _new(Step, (address, _REMOTE, None, (), ()))
+        alias = table.get(self._exact_key(user)) if self._exact_first else None
         if alias is None:
-            clean = self.clean_user(user)
-            address, alias = f"{clean}@{domain}", table.get(clean)
+            clean = self._cleaned.get(user) or self.clean_user(user)
+            if clean != user:  # else the address stays the very same string
+                address = f"{clean}@{domain}"
+            alias = table.get(clean)
         if alias is not None:
-            return Step(address, How.ALIAS, alias, self._targets(alias, user))
+            return _new(Step, (address, _ALIAS, alias, *self._targets(alias, user)))
         if user in self._users[domain]:
-            return Step(address, How.USER)
-        catch_all = table.get(CATCH_ALL)
-        if catch_all is not None:
-            return Step(address, How.CATCH_ALL, catch_all, self._targets(catch_all, user))
-        return Step(address, How.UNKNOWN)
+            return _new(Step, (address, _USER, None, (), ()))
+        alias = table.get(CATCH_ALL)
+        if alias is not None:
+            return _new(Step, (address, _CATCH_ALL, alias, *self._targets(alias, user)))
+        return _new(Step, (address, _UNKNOWN, None, (), ()))
 
-    def _targets(self, alias: Alias, user: str) -> tuple[Recipient, ...]:
-        if self.chasquid_version < (1, 16):
-            return alias.recipients
-        return tuple(_star(target, user) for target in alias.recipients)
+    def _targets(self, alias: Alias, user: str) -> tuple[tuple[Recipient, ...], tuple[str, ...]]:
+        """The targets of ``alias`` (of a table) reached as ``user``, and their e-mail addresses."""
+        if not self._stars:
+            return self._alias_targets[id(alias)]
+        targets = tuple([_star(target, user) for target in alias.recipients])
+        return targets, _emails(targets)
 
     def accepts(self, address: str) -> bool:
         """Would chasquid accept RCPT TO for this (normalised) local address?"""
         user, domain = split_address(address)
-        table = self._tables.get(domain)
+        table = self._table(domain)
         if table is None:
             return False
         clean = self.clean_user(user)
-        exact = self._exact_first and user_or_raw(self._drop(user)) in table
+        exact = self._exact_first and self._exact_key(user) in table
         return exact or clean in table or CATCH_ALL in table or clean in self._users[domain]
 
     def resolve(self, address: str) -> Resolution:
@@ -232,7 +282,7 @@ class Resolver:
         size = len(f"{user}@{normal}".encode("utf-8", "surrogateescape"))  # raw bytes kept
         if normal is None or size > MAX_ADDRESS_BYTES:
             return None
-        if normal in self._tables or not normal:
+        if normal in self._sources or not normal:
             return normalize_address(f"{user}@{normal}")
         return f"{user}@{normal}"
 
@@ -274,6 +324,10 @@ class Resolver:
             if len(found) > MAX_RECIPIENTS:
                 return _Walk((), f"more than {MAX_RECIPIENTS} recipients", catch_all)
         return _Walk(tuple(found), None, catch_all, height)
+
+
+def _emails(targets: tuple[Recipient, ...]) -> tuple[str, ...]:
+    return tuple([target.address for target in targets if target.kind is _EMAIL])
 
 
 def _star(target: Recipient, user: str) -> Recipient:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.alias_graph import LOOPING, AliasGraph, graph_problems, strongly_connected
+from gitops_mail.checks.alias_graph import LOOPING, AliasGraph, graph_problems
 from gitops_mail.checks.aliases import check_aliases
 from gitops_mail.formats.aliases import (
     RECURSION_LIMIT,
@@ -359,12 +359,6 @@ def test_the_deepest_branch_is_shown() -> None:
     (problem,) = check({"d.test": text})
     assert problem.line == 10
     assert "passes 11 addresses (top@d.test -> n0@d.test -> " in problem.message
-
-
-def test_strongly_connected_emits_successors_first() -> None:
-    graph = {"a": ["b"], "b": ["c", "a"], "c": ["d"], "d": [], "e": ["e"]}
-    found = strongly_connected(["a", "e"], lambda node: graph[node])
-    assert [sorted(c) for c in found] == [["d"], ["c"], ["a", "b"], ["e"]]
 
 
 def test_a_long_chain_does_not_hit_pythons_recursion_limit() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gitops_mail.checks.users import check_users
+from gitops_mail.checks.users import _each_user, check_users
 from gitops_mail.formats.users import Denied, Plain, Scheme, Scrypt, User, UserDB, parse_users
 from gitops_mail.problems import Problem, Severity
 
@@ -209,3 +211,29 @@ def test_no_problem_shows_a_secret() -> None:
     text = "\n".join(p.format() for p in problems)
     for secret in ("SALT", "HASH", "hunter2"):
         assert secret not in text
+
+
+NAMES = st.sampled_from(["a", "b", "john.doe+x", "Admin", "a@b", "ñandú", "x y", "", "\x7f", "~!"])
+SCHEMES = st.sampled_from(
+    [
+        GOOD,
+        Scrypt(9, 8, 1, 32, b"s" * 16, b"k" * 32),
+        Scrypt(14, 8, 1, 16, b"s" * 4, b"k" * 32),
+        Scrypt(14, 8, 1, 0, b"", b""),
+        Plain(b"x"),
+        Denied(),
+        None,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(NAMES, SCHEMES), min_size=1, max_size=6), st.sampled_from([V111, (1, 13)])
+)
+def test_fuzz_the_usual_case_shortcut_finds_what_checking_each_user_finds(
+    users: list[tuple[str, Scheme]], version: tuple[int, int]
+) -> None:
+    db = UserDB(tuple(User(name, scheme, 10 + i) for i, (name, scheme) in enumerate(users)))
+    slow = _each_user(db, PATH, DOMAIN, version)  # every check on every user, in file order
+    assert check_users(db, PATH, DOMAIN, chasquid_version=version) == slow
