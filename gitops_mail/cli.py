@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gitops_mail import __version__
 from gitops_mail.errors import GitopsMailError
@@ -41,18 +42,50 @@ def config_option(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--config", default=argparse.SUPPRESS, help=f"{help_text} (as the global one)")
 
 
-def _add(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, module: str, help_text: str
-) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_text, description=help_text)
+TYPE_CHECKING = False  # as typing's, without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized without its ``import shutil`` (which brings
+    zlib, bz2 and lzma): the width ``shutil.get_terminal_size`` would give."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    try:
+        return (os.get_terminal_size(stdout.fileno()).columns or 80) if stdout else 80
+    except (ValueError, OSError):
+        return 80
+
+
+def _add(sub: Subparsers, name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
     p.set_defaults(module=module, command=name)
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, only that command's part.
+
+    Each command's parser costs start-up time, so ``main`` builds only the one
+    it runs when the arguments name it plainly (see ``_named_command``).
+    """
     parser = argparse.ArgumentParser(
         prog="gitops-mail",
         description="Manage a chasquid mail server from a git repository.",
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"gitops-mail {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -62,18 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
         "/etc/gitops-mail/gitops-mail.yaml)",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    _add_repo_commands(sub)
-    _add_checkout_commands(sub)
-    _add_host_commands(sub)
+    for name, add in _COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
     return parser
 
 
-def _add_repo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs, when only ``--debug`` and ``--config`` come before it.
+
+    Anything else first (``--help``, an abbreviated option) gets the whole parser.
+    """
+    i = 0
+    while i < len(argv) and (argv[i] in ("--debug", "--config") or argv[i].startswith("--config=")):
+        i += 2 if argv[i] == "--config" else 1
+    return argv[i] if i < len(argv) and argv[i] in _COMMANDS else None
+
+
+def _validate(sub: Subparsers) -> None:
     p = _add(sub, "validate", "validate", "check a revision; every problem at once")
     _source_options(p)
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
 
+
+def _plan(sub: Subparsers) -> None:
     p = _add(
         sub,
         "plan",
@@ -95,7 +141,7 @@ def _add_repo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     config_option(p, "host settings file, for --live")
 
 
-def _add_checkout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _user(sub: Subparsers) -> None:
     p = _add(sub, "user", "user", "add, change, remove or list users in a checkout")
     p.add_argument("action", choices=("add", "passwd", "remove", "list"))
     p.add_argument("address", nargs="?", help="user@domain (for list: a domain, or nothing)")
@@ -111,21 +157,27 @@ def _add_checkout_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         help="create the domain's directory if it does not exist",
     )
 
+
+def _alias(sub: Subparsers) -> None:
     p = _add(sub, "alias", "alias", "who receives mail for an address, by chasquid's rules")
     p.add_argument("action", choices=("resolve",))
     p.add_argument("address")
     _source_options(p)
 
+
+def _init(sub: Subparsers) -> None:
     p = _add(sub, "init", "scaffold", "scaffold a new conf repo for DOMAIN in DIR")
     p.add_argument("domain")
     p.add_argument("directory")
 
+
+def _import(sub: Subparsers) -> None:
     p = _add(sub, "import", "scaffold", "adopt an existing chasquid config dir into a new repo")
     p.add_argument("chasquid_dir")
     p.add_argument("directory")
 
 
-def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _apply(sub: Subparsers) -> None:
     p = _add(
         sub,
         "apply",
@@ -139,40 +191,24 @@ def _add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
 
+
+def _status(sub: Subparsers) -> None:
     p = _add(sub, "status", "status", "what is live, drift, whether chasquid runs")
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+
+
+def _history(sub: Subparsers) -> None:
     p = _add(sub, "history", "status", "the last 50 apply attempts on this host")
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+
+
+def _rollback(sub: Subparsers) -> None:
     p = _add(sub, "rollback", "status", "apply the last good revision again (or --to REV)")
     p.add_argument("--to", help="the revision to go back to (default: the last good one)")
     p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
 
-    _add_hooks_command(sub)
 
-    p = _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
-    config_option(p, "host settings file")
-    p = _add(
-        sub, "reconcile-now", "daemon", "ask the running daemon for a pass now; print its result"
-    )
-    p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the result")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
-    config_option(p, "host settings file")
-
-    p = _add(
-        sub,
-        "supervise",
-        "supervise",
-        "run chasquid as a child and start it again "
-        "whenever it ends (chasquid.service: supervise); until SIGTERM or SIGINT",
-    )
-    p.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        help="host settings file (same as the global --config)",
-    )
-
-
-def _add_hooks_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _hooks(sub: Subparsers) -> None:
     p = _add(
         sub,
         "hooks",
@@ -194,7 +230,11 @@ def _add_hooks_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="replace hooks gitops-mail did not install (each kept as NAME.before-gitops-mail)",
     )
     config_option(p, "host settings file the hooks will read")
-    p = sub.add_parser("hook")  # internal: what the installed hooks run; not in --help
+
+
+def _hook(sub: Subparsers) -> None:
+    # internal: what the installed hooks run; not in --help
+    p = sub.add_parser("hook", formatter_class=_Formatter)
     p.set_defaults(module="hooks", command="hook")
     p.add_argument("hook", choices=("pre-receive", "post-receive"))
     p.add_argument("--repo", default=".")
@@ -202,9 +242,59 @@ def _add_hooks_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     config_option(p, "host settings file")
 
 
+def _daemon(sub: Subparsers) -> None:
+    p = _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
+    config_option(p, "host settings file")
+
+
+def _reconcile_now(sub: Subparsers) -> None:
+    p = _add(
+        sub, "reconcile-now", "daemon", "ask the running daemon for a pass now; print its result"
+    )
+    p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the result")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
+    config_option(p, "host settings file")
+
+
+def _supervise(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "supervise",
+        "supervise",
+        "run chasquid as a child and start it again "
+        "whenever it ends (chasquid.service: supervise); until SIGTERM or SIGINT",
+    )
+    p.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="host settings file (same as the global --config)",
+    )
+
+
+# In the order --help lists them.
+_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "validate": _validate,
+    "plan": _plan,
+    "user": _user,
+    "alias": _alias,
+    "init": _init,
+    "import": _import,
+    "apply": _apply,
+    "status": _status,
+    "history": _history,
+    "rollback": _rollback,
+    "hooks": _hooks,
+    "hook": _hook,
+    "daemon": _daemon,
+    "reconcile-now": _reconcile_now,
+    "supervise": _supervise,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_command(arguments))
+    args = parser.parse_args(arguments)
     if not getattr(args, "module", None):
         parser.print_help(sys.stderr)
         return 1

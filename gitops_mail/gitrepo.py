@@ -2,12 +2,13 @@
 
 Reads use git's plumbing through ``procs.run`` and never import GitPython:
 ``import git`` alone costs 150-200 ms, more than the whole time budget of
-``gitops-mail validate``. A revision is read with three processes, whatever
-its size: ``rev-parse`` (the commit id), ``ls-tree -r -z`` (paths, modes and
-blob ids) and one ``cat-file --batch`` fed every blob id at once, whose output
-is split by the byte counts in its headers. Only the commit's tree is read,
-never the working tree, so bare repos, CI checkouts and dirty work trees all
-give the same answer.
+``gitops-mail validate``. A revision is read by one ``cat-file --batch``
+process, whatever its size, asked in rounds: the commit, its trees level by
+level, then every blob at once (``gitobjects`` parses what it answers). Trees
+and blobs of the last revision read are kept by id, so reading a plan's base
+next asks only for what differs, and its parent is known without asking. Only
+the commit's tree is read, never the working tree, so bare repos, CI checkouts
+and dirty work trees all give the same answer.
 
 Writes (init, add, commit) go through GitPython, imported inside the functions
 that write, so commands that only read never pay for it. The daemon's writes
@@ -24,15 +25,15 @@ objects still held in quarantine. Writes run in the caller's environment
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from gitops_mail import procs
+from gitops_mail import gitobjects, procs
 from gitops_mail.errors import CommandError, RepoError
 from gitops_mail.localfs import write_tree
 from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, Entry, Snapshot
@@ -54,11 +55,17 @@ def resolve_revision(repo: Path, rev: str = "HEAD") -> str:
 
 def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
     """Every file of the commit ``rev`` names, read from git objects only."""
-    commit = resolve_revision(repo, rev)
-    listing = _list_tree(repo, commit)
-    blobs = _read_blobs(repo, sorted({oid for _, mode, oid in listing if mode != MODE_GITLINK}))
+    with procs.converse(["git", "-C", repo, "cat-file", "--batch"], env=_read_env()) as pipes:
+        batch = _Batch(repo, *pipes)
+        found = _read_commit(batch, rev)
+        if found is None:
+            raise _bad_revision(repo, rev)
+        commit, tree = found
+        listing = gitobjects.walk(tree, _read_trees(batch, tree), _decode)
+        wanted = sorted({oid for _, mode, oid in listing if mode != MODE_GITLINK})
+        blobs = _read_blobs(batch, wanted)
     files = {
-        path: Entry(b"" if mode == MODE_GITLINK else blobs[oid], mode)
+        path: Entry(b"" if mode == MODE_GITLINK else blobs[oid], _mode(mode))
         for path, mode, oid in listing
     }
     return Snapshot(
@@ -71,6 +78,8 @@ def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
 
 def parent_revision(repo: Path, rev: str = "HEAD") -> str | None:
     """The full id of the first parent of ``rev``; ``None`` for a first commit."""
+    if _last_commit[:2] == (os.fspath(repo), rev):  # just read: its object named the parent
+        return _last_commit[2]
     commit = resolve_revision(repo, rev)
     found = _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
     return found.text.strip() if found.returncode == 0 else None
@@ -156,63 +165,107 @@ def _git(
     input: bytes | None = None,
     check: bool = True,
 ) -> procs.Result:
+    return procs.run(["git", "-C", repo, *args], input=input, env=_read_env(), check=check)
+
+
+def _read_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
     env["LC_ALL"] = "C"
-    return procs.run(["git", "-C", repo, *args], input=input, env=env, check=check)
+    return env
 
 
-def _list_tree(repo: Path, commit: str) -> list[tuple[str, int, str]]:
-    """``(path, mode, object id)`` for every non-tree entry of ``commit``."""
-    out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
-    listing = []
-    for record in out.split(b"\0"):
-        if not record:
-            continue
-        meta, _, path = record.partition(b"\t")
-        mode, _type, oid = meta.decode("ascii").split(" ")
-        listing.append((_decode(path), _mode(mode), oid))
-    return listing
+class _Batch:
+    """One ``git cat-file --batch``: ask for many objects, read the answers in order."""
+
+    _ROUND = 500  # names per write: stays under the pipe's buffer, so writing never blocks
+
+    def __init__(self, repo: Path, ask: IO[bytes], answers: IO[bytes]) -> None:
+        self.repo, self.ask, self.answers = repo, ask, answers
+
+    def objects(self, names: list[str]) -> Iterator[tuple[str, str, bytes] | None]:
+        """``(id, type, content)`` of each name in turn; None for one git does not have."""
+        for start in range(0, len(names), self._ROUND):
+            chunk = names[start : start + self._ROUND]
+            with contextlib.suppress(BrokenPipeError):  # git ended: the reads below say so
+                self.ask.write("".join(f"{n}\n" for n in chunk).encode("utf-8", "surrogateescape"))
+                self.ask.flush()
+            for _ in chunk:
+                yield self._answer()
+
+    def _answer(self) -> tuple[str, str, bytes] | None:
+        header = self.answers.readline().decode("ascii", "replace").split()
+        if len(header) != 3:  # "<name> missing", "<name> ambiguous", or git ended
+            return None
+        oid, kind, size = header
+        data = self.answers.read(int(size) + 1)  # contents are followed by one newline
+        if len(data) != int(size) + 1:
+            return None
+        return oid, kind, data[:-1]
+
+    def need(self, oids: list[str], kind: str) -> Iterator[tuple[str, bytes]]:
+        """``(id, content)`` of objects that must exist; RepoError for one missing."""
+        for oid, found in zip(oids, self.objects(oids), strict=True):
+            if found is None or found[1] != kind:
+                raise RepoError(
+                    f"object {oid} is missing from {_shown(self.repo)}",
+                    hint="the clone may be partial or damaged: run `git fsck`, or fetch again",
+                )
+            yield oid, found[2]
 
 
-# The blobs of the last revision read, by object id. An id names one content
-# forever, so the next read (a plan's base, mostly the same files) fetches only
-# the blobs that differ; holding one revision's worth keeps the memory bounded.
+# The commit last read as (repo, id, first parent): a plan asks for the parent next.
+_last_commit: tuple[str, str, str | None] = ("", "", None)
+
+
+def _read_commit(batch: _Batch, rev: str) -> tuple[str, str] | None:
+    """``(commit id, tree id)`` of the commit ``rev`` names; None if it names none."""
+    global _last_commit  # noqa: PLW0603 - a one-entry cache
+    if rev.startswith("-") or "\n" in rev or "\r" in rev or "\0" in rev:
+        return None  # not a revision for rev-parse; cat-file would split the line
+    found = next(batch.objects([f"{rev}^{{commit}}"]))
+    if found is None or found[1] != "commit":
+        return None
+    commit, _, data = found
+    tree, parents = gitobjects.commit_fields(data)
+    _last_commit = (os.fspath(batch.repo), commit, parents[0] if parents else None)
+    return commit, tree
+
+
+# The trees and blobs of the last revision read, by object id. An id names one
+# content forever, so the next read (a plan's base, mostly the same files) asks
+# only for what differs; holding one revision's worth keeps the memory bounded.
+_last_trees: dict[str, list[gitobjects.TreeEntry]] = {}
 _last_blobs: dict[str, bytes] = {}
 
 
-def _read_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
+def _read_trees(batch: _Batch, root: str) -> dict[str, list[gitobjects.TreeEntry]]:
+    """Every tree under ``root`` (included), one round of asking per level."""
+    global _last_trees  # noqa: PLW0603 - a cache, replaced whole on every read
+    known, level = _last_trees, [root]
+    trees: dict[str, list[gitobjects.TreeEntry]] = {}
+    id_bytes = len(root) // 2
+    while level:
+        asked = [oid for oid in dict.fromkeys(level) if oid not in known and oid not in trees]
+        trees.update((o, known[o]) for o in level if o in known)
+        for oid, data in batch.need(asked, "tree"):
+            trees[oid] = gitobjects.tree_entries(data, id_bytes)
+        level = [sub for oid in dict.fromkeys(level) for sub in gitobjects.subtrees(trees[oid])]
+    _last_trees = trees
+    return trees
+
+
+def _read_blobs(batch: _Batch, oids: list[str]) -> dict[str, bytes]:
     """Contents of every blob: those of the last revision read, the rest from git."""
     global _last_blobs  # noqa: PLW0603 - a cache, replaced whole on every read
     known = _last_blobs
     blobs = {oid: known[oid] for oid in oids if oid in known}
-    blobs.update(_cat_blobs(repo, [oid for oid in oids if oid not in known]))
+    blobs.update(batch.need([oid for oid in oids if oid not in known], "blob"))
     _last_blobs = blobs
     return blobs
 
 
-def _cat_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
-    """Contents of every blob, from one ``cat-file --batch``; headers give byte counts."""
-    if not oids:
-        return {}
-    out = _git(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in oids).encode())
-    data, pos, blobs = out.stdout, 0, {}
-    for oid in oids:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split(b" ")
-        if len(header) != 3:
-            raise RepoError(
-                f"object {oid} is missing from {_shown(repo)}",
-                hint="the clone may be partial or damaged: run `git fsck`, or fetch again",
-            )
-        size = int(header[2])
-        blobs[oid] = data[end + 1 : end + 1 + size]
-        pos = end + 1 + size + 1  # contents are followed by one newline
-    return blobs
-
-
-def _mode(text: str) -> int:
-    """git's mode as an int; old-style 100664 file modes fold into 100644."""
-    mode = int(text, 8)
+def _mode(mode: int) -> int:
+    """git's mode; old-style 100664 file modes fold into 100644."""
     if mode & 0o170000 == 0o100000:
         return MODE_EXEC if mode & 0o100 else MODE_FILE
     return mode
@@ -338,6 +391,8 @@ def _prepare_empty_directory(directory: Path) -> bool:
 
 def _undo_init(directory: Path, created: bool) -> None:
     """Remove what a failed ``init_repo`` made: the directory, or what is inside it."""
+    import shutil  # noqa: PLC0415 - only a failed init needs it; reads start faster without
+
     if created:
         shutil.rmtree(directory, ignore_errors=True)
         return
@@ -472,6 +527,8 @@ def _tree_with(repo: Path, parent: str, files: Mapping[str, bytes | None]) -> st
         if data is not None
     ]
     removed = sorted(path for path, data in files.items() if data is None)
+    import tempfile  # noqa: PLC0415 - writes only; reads start faster without it
+
     with tempfile.TemporaryDirectory(prefix="gitops-mail-index.", dir=_locate(repo).git_dir) as tmp:
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         _git_with(repo, index, "read-tree", parent)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -66,6 +65,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     A new file gets 0644. The path itself is replaced: a symlink there is not
     followed. On any error the old file is intact and no temporary file is left.
     """
+    import tempfile  # noqa: PLC0415 - writes only; reads start faster without it
+
     permissions = stat.S_IMODE(mode) if mode is not None else _existing_mode(path)
     temporary: str | None = None
     try:

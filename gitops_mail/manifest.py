@@ -3,8 +3,13 @@
 ``parse_manifest`` reads it in three passes and reports every problem at once:
 YAML (syntax, duplicate keys), the JSON Schema in ``manifest.schema.json``
 (shipped with the package; editors can use it through yaml-language-server),
-then the cross-field rules in ``manifest_rules``. A manifest comes back only when
-no pass found an error; warnings come back beside it.
+then the cross-field rules in ``manifest_rules``. A manifest comes back only
+when no pass found an error; warnings come back beside it.
+
+The schema's yes/no comes from ``manifest_validator``, generated from the
+schema ahead of time (``scripts/gen-schema-validator``); only an invalid
+manifest loads the schema itself, to list every error. The result types are
+named tuples: quicker than dataclasses to define at every start.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+from gitops_mail import manifest_validator
 from gitops_mail.manifest_rules import rule_problems
 from gitops_mail.problems import Problem, has_errors
-from gitops_mail.yamldoc import YamlDoc, load_yaml, schema_problems
+from gitops_mail.yamldoc import YamlDoc, load_yaml
 
 MANIFEST_PATH = "gitops-mail.yaml"
 SCHEMA_FILE = "manifest.schema.json"
@@ -32,8 +38,7 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class CertificateSource:
+class CertificateSource(NamedTuple):
     """Where the server finds a certificate that becomes chasquid ``certs/<name>/``.
 
     ``kind`` is ``acme_sh`` or ``certbot`` (``directory`` set) or ``files``
@@ -48,14 +53,12 @@ class CertificateSource:
     line: int
 
 
-@dataclass(frozen=True)
-class Dkim:
+class Dkim(NamedTuple):
     selectors: tuple[str, ...]
     algorithm: str = "rsa-2048"
 
 
-@dataclass(frozen=True)
-class Spf:
+class Spf(NamedTuple):
     include: tuple[str, ...] = ()
     ip4: tuple[str, ...] = ()
     ip6: tuple[str, ...] = ()
@@ -64,8 +67,7 @@ class Spf:
     all: str = "~all"
 
 
-@dataclass(frozen=True)
-class Dmarc:
+class Dmarc(NamedTuple):
     p: str
     sp: str | None = None
     pct: int | None = None
@@ -76,19 +78,16 @@ class Dmarc:
     aspf: str | None = None
 
 
-@dataclass(frozen=True)
-class MtaSts:
+class MtaSts(NamedTuple):
     mode: str
     max_age: int = 604800
 
 
-@dataclass(frozen=True)
-class TlsRpt:
+class TlsRpt(NamedTuple):
     rua: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class DomainSettings:
+class DomainSettings(NamedTuple):
     name: str
     dkim: Dkim | None
     spf: Spf | None
@@ -98,8 +97,7 @@ class DomainSettings:
     line: int
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     version: int
     ipv4: tuple[str, ...]
     ipv6: tuple[str, ...]
@@ -134,12 +132,20 @@ def parse_manifest(data: bytes, path: str = MANIFEST_PATH) -> tuple[Manifest | N
     problems = [replace(p, hint=_HINTS.get(p.code, p.hint)) for p in found]
     if doc is None:
         return None, problems
-    problems += schema_problems(doc, manifest_schema(), path)
+    problems += _schema_problems(doc, path)
     problems += rule_problems(doc, path)
     problems = sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0, p.column or 0))
     if has_errors(problems):
         return None, problems
     return _manifest(doc), problems
+
+
+def _schema_problems(doc: YamlDoc, path: str) -> list[Problem]:
+    if manifest_validator.is_valid(doc.data):
+        return []
+    from gitops_mail import yamlschema  # noqa: PLC0415 - only an invalid manifest needs it
+
+    return yamlschema.all_problems(doc, manifest_schema(), path)
 
 
 def _manifest(doc: YamlDoc) -> Manifest:

@@ -2,10 +2,12 @@
 
 Every subprocess goes through ``run``: argv lists only (never a shell), a
 timeout, and a ``CommandError`` that shows the command, its exit status and
-its output when it fails. A long-running child whose output is read while it
-runs (a pre-flight chasquid) goes through ``spawn`` instead, which always
-stops and reaps it. A child that outlives the call that made it (the chasquid
-a supervisor keeps running) is made by ``start`` and ended by ``stop``.
+its output when it fails. A child asked and answered in turns over its stdin
+and stdout (``git cat-file --batch``) goes through ``converse``. A
+long-running child whose output is read while it runs (a pre-flight
+chasquid) goes through ``spawn`` instead, which always stops and reaps it.
+A child that outlives the call that made it (the chasquid a supervisor keeps
+running) is made by ``start`` and ended by ``stop``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from gitops_mail.errors import CommandError
 
@@ -63,6 +66,49 @@ def run(
     if check and done.returncode != 0:
         raise CommandError(args, done.returncode, _text(done.stdout), _text(done.stderr), hint)
     return result
+
+
+@contextlib.contextmanager
+def converse(
+    argv: Sequence[str | Path],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """Start ``argv`` and yield ``(its stdin, its stdout)`` to ask and read answers.
+
+    Its stderr is discarded: the caller judges by the answers, and an empty
+    read means the child ended. A child still running ``timeout`` seconds after
+    its start is killed, so no read waits longer. Leaving the block closes both
+    pipes and reaps the child. Raises ``CommandError`` (127) if it cannot start.
+    """
+    import threading  # noqa: PLC0415 - only this needs it; subprocess has imported it
+
+    args = [str(a) for a in argv]
+    try:
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+    assert child.stdin is not None and child.stdout is not None  # noqa: S101 - both are pipes
+    watchdog = threading.Timer(timeout, child.kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield child.stdin, child.stdout
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.close()
+        child.stdout.close()  # a child still writing gets SIGPIPE
+        child.wait()
+        watchdog.cancel()
 
 
 @contextlib.contextmanager

@@ -9,25 +9,26 @@ values chasquid ends up with; the values it skips are kept in ``ignored``.
 ``protobuf``'s ``text_format`` checks structure, types, unknown and repeated
 fields. chasquid parses with Go's ``prototext``, which differs in a few
 places; ``prototext_go`` covers them (string escapes and UTF-8, number
-spellings, whitespace) and finds where each field is.
+spellings, whitespace) and finds where each field is. A plain file (known
+fields, ``name: value`` with quoted strings, decimal numbers, ``true`` or
+``false``) is read from ``prototext_go``'s tokens alone (``prototext_plain``):
+both parsers accept it and agree on every value, and the protobuf library
+(slow to import) is only loaded for anything else.
 """
 
 from __future__ import annotations
 
-import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pb2, text_format
-
-from gitops_mail.formats import prototext_go, textproto
+from gitops_mail.formats import prototext_go, prototext_plain, textproto
 from gitops_mail.problems import Problem
 
-_F = descriptor_pb2.FieldDescriptorProto
-_TYPES = {"str": _F.TYPE_STRING, "opt": _F.TYPE_STRING, "list": _F.TYPE_STRING}
-_TYPES |= {"bool": _F.TYPE_BOOL, "int64": _F.TYPE_INT64, "uint32": _F.TYPE_UINT32}
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
 # name: (field number, kind, first chasquid release whose config.proto has it)
 _FIELDS: dict[str, tuple[int, str, tuple[int, int]]] = {
@@ -58,7 +59,7 @@ LISTEN_FIELDS: tuple[str, ...] = (
     "submission_address",
     "submission_over_tls_address",
 )
-_INT_MAX = {"int64": 2**63 - 1, "uint32": 2**32 - 1}
+_SCALAR_KINDS = frozenset({"bool", "int64", "uint32"})
 
 
 def _empty() -> Mapping[str, Any]:
@@ -125,7 +126,11 @@ def _takes(kind: str, value: object) -> bool:
 def _acceptable(kind: str, value: object) -> bool:
     """Well-typed, and a value chasquid takes (so rendering keeps it)."""
     if kind in ("int64", "uint32"):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value <= _INT_MAX[kind]
+        ok = (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value <= prototext_plain.INT_MAX[kind]
+        )
     elif kind == "bool":
         ok = isinstance(value, bool)
     elif kind == "list":
@@ -147,13 +152,18 @@ def _is_text(value: object) -> bool:
 
 
 def _descriptor() -> descriptor_pb2.FileDescriptorProto:
+    from google.protobuf import descriptor_pb2  # noqa: PLC0415 - see the module docstring
+
+    f = descriptor_pb2.FieldDescriptorProto
+    types = {"str": f.TYPE_STRING, "opt": f.TYPE_STRING, "list": f.TYPE_STRING}
+    types |= {"bool": f.TYPE_BOOL, "int64": f.TYPE_INT64, "uint32": f.TYPE_UINT32}
     proto = descriptor_pb2.FileDescriptorProto(
         name="gitops_mail/chasquid_config.proto", package="chasquid", syntax="proto3"
     )
     msg = proto.message_type.add(name="Config")
     for name, (number, kind, _) in _FIELDS.items():
-        one = msg.field.add(name=name, number=number, type=_TYPES[kind])
-        one.label = _F.LABEL_REPEATED if kind == "list" else _F.LABEL_OPTIONAL
+        one = msg.field.add(name=name, number=number, type=types[kind])
+        one.label = f.LABEL_REPEATED if kind == "list" else f.LABEL_OPTIONAL
         if kind == "opt":  # proto3 `optional`: presence through a synthetic oneof
             one.proto3_optional = True
             one.oneof_index = len(msg.oneof_decl)
@@ -161,7 +171,12 @@ def _descriptor() -> descriptor_pb2.FileDescriptorProto:
     return proto
 
 
-_CONFIG = textproto.message_class(_descriptor(), "chasquid.Config")
+@functools.cache
+def _config_class() -> Any:
+    return textproto.message_class(_descriptor(), "chasquid.Config")
+
+
+_KINDS = {name: kind for name, (_, kind, _) in _FIELDS.items()}
 _BOOLS = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind == "bool")
 _SINGULAR = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind != "list")
 
@@ -174,15 +189,22 @@ def parse_config(data: bytes, path: str) -> tuple[ChasquidConfig | None, list[Pr
         return None, [_encoding_problem(data, exc.start, path)]
     lexed = prototext_go.lex(text)
     found = prototext_go.walk(lexed)
-    msg, err = textproto.parse(lexed.python_text(found, _BOOLS), _CONFIG)
     errors = lexed.errors + prototext_go.utf8_errors(found)
     errors += prototext_go.repeated_errors(found, _SINGULAR)
+    if not errors and prototext_plain.is_plain(lexed.tokens, _KINDS):
+        return _build(prototext_plain.scalars(found, _KINDS), found), []
+    msg, err = textproto.parse(lexed.python_text(found, _BOOLS), _config_class())
     if err is not None:
         errors.append(_python_error(err, lexed, found))
     if errors:
         line, column, message, hint = min(errors, key=lambda e: (e[0] or 1 << 62, e[1] or 0))
         return None, [Problem(path, line, "conf.syntax", message, hint, column=column)]
-    return _build(msg, found), []
+    return _build(_library_scalars(msg, found), found), []
+
+
+def _library_scalars(msg: Any, found: list[prototext_go.Field]) -> dict[str, object]:
+    names = {one.name for one in found if one.name in _FIELDS}
+    return {n: getattr(msg, n) for n in names if _FIELDS[n][1] in _SCALAR_KINDS}
 
 
 def _encoding_problem(data: bytes, start: int, path: str) -> Problem:
@@ -205,13 +227,15 @@ def _python_error(
     name = prototext_go.unknown_field(err)
     if name is None:
         return prototext_go.go_error(err, lexed, found, _SYNTAX_HINT)
+    import difflib  # noqa: PLC0415 - only a misspelt field needs it
+
     close = difflib.get_close_matches(name, list(_FIELDS), n=1)
     fix = f'did you mean "{close[0]}"?' if close else "remove it or fix its name;"
     hint = f"{fix} chasquid refuses to start with a field it does not know"
     return err.line, err.column, f'unknown field "{name}"', hint
 
 
-def _build(msg: Any, found: list[prototext_go.Field]) -> ChasquidConfig:
+def _build(scalars: Mapping[str, object], found: list[prototext_go.Field]) -> ChasquidConfig:
     lines: dict[str, int] = {}
     item_lines: dict[str, list[int]] = {}
     texts: dict[str, list[str]] = {}
@@ -219,7 +243,7 @@ def _build(msg: Any, found: list[prototext_go.Field]) -> ChasquidConfig:
         lines.setdefault(one.name, one.line)
         texts.setdefault(one.name, []).extend(d.decode("utf-8") for _, _, d in one.runs)
         item_lines.setdefault(one.name, []).extend(line for line, _, _ in one.runs)
-    values = {n: _field_value(msg, n, texts.get(n, [])) for n in lines if n in _FIELDS}
+    values = {n: _field_value(scalars, n, texts.get(n, [])) for n in lines if n in _FIELDS}
     taken: dict[str, Any] = {n: v for n, v in values.items() if _takes(_FIELDS[n][1], v)}
     repeated = {n for n in values if _FIELDS[n][1] == "list"}
     return ChasquidConfig(
@@ -231,19 +255,20 @@ def _build(msg: Any, found: list[prototext_go.Field]) -> ChasquidConfig:
     )
 
 
-def _field_value(msg: Any, name: str, texts: list[str]) -> object:
+def _field_value(scalars: Mapping[str, object], name: str, texts: list[str]) -> object:
     kind = _FIELDS[name][1]
     if kind == "list":
         return tuple(texts)
     if kind in ("str", "opt"):
         return texts[-1] if texts else ""
-    value: object = getattr(msg, name)
-    return value
+    return scalars[name]
 
 
 def render_config(cfg: ChasquidConfig) -> bytes:
     """The explicit fields of ``cfg`` as text protobuf, in field order."""
-    msg = _CONFIG()
+    from google.protobuf import text_format  # noqa: PLC0415 - see the module docstring
+
+    msg = _config_class()()
     for name, (_, kind, _) in _FIELDS.items():
         if name not in cfg.explicit:
             continue

@@ -33,6 +33,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Container
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gitops_mail.formats.textproto import TextParseError
 
@@ -44,20 +45,18 @@ _TOKEN = re.compile(
     r"|(?P<word>[A-Za-z0-9_.+-]+)|(?P<punct>[:;,\[\]{}<>/])"
 )
 _NOT_GO_NUMBER = re.compile(r"\+|-?[0-9.].*_|-?0[oObB]")  # Python's int() takes these, Go not
-_GO_BOOL_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")  # Go takes 0/1 for bools
-_ESCAPE = re.compile(
-    r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.DOTALL
-)
-_LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+# Patterns only some texts need are compiled on first use (re keeps them).
+_GO_BOOL_NUMBER = r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*"  # Go takes 0/1 for bools
+_ESCAPE = r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))"
+_LOW_SURROGATE = r"\\u([dD][c-fC-F][0-9a-fA-F]{2})"
 _SIMPLE_ESCAPES = {
     c: e.encode() for c, e in zip("abfnrtv\\'\"?", "\a\b\f\n\r\t\v\\'\"?", strict=True)
 }
 _STRING_HINT = 'a string is in quotes on one line; escapes: \\n \\t \\\\ \\" \\xNN \\NNN \\uNNNN'
-_UNKNOWN = re.compile(r'Message type "[\w.]+" has no field named "(.*)"\.$')
+_UNKNOWN = r'Message type "[\w.]+" has no field named "(.*)"\.$'
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # "string", "word" or "punct"
     text: str
     offset: int
@@ -124,7 +123,7 @@ class Lexed:
 
 
 def _go_bool_number(text: str) -> str | None:
-    if not _GO_BOOL_NUMBER.fullmatch(text):
+    if not re.fullmatch(_GO_BOOL_NUMBER, text):
         return None
     base = 16 if text[:2] in ("0x", "0X") else 8 if text.startswith("0") else 10
     number = int(text, base)
@@ -175,8 +174,10 @@ def _skip_bad(lexed: Lexed, pos: int) -> int:
 
 def _unescape(body: str) -> bytes | str:
     """Go's decoding of a string literal's body: its bytes, or an error message."""
-    out, pos = bytearray(), 0
-    while (match := _ESCAPE.search(body, pos)) is not None:
+    if "\\" not in body:
+        return body.encode("utf-8")
+    out, pos, escape = bytearray(), 0, re.compile(_ESCAPE, re.DOTALL)
+    while (match := escape.search(body, pos)) is not None:
         out += body[pos : match.start()].encode("utf-8")
         piece, pos = _escape(body, match)
         if isinstance(piece, str):
@@ -195,7 +196,7 @@ def _escape(body: str, match: re.Match[str]) -> tuple[bytes | str, int]:
     if other is not None:
         return _SIMPLE_ESCAPES.get(other, bad), match.end()
     code, end = int(short or long, 16), match.end()
-    low = _LOW_SURROGATE.match(body, end)
+    low = re.compile(_LOW_SURROGATE).match(body, end)
     if 0xD800 <= code < 0xDC00 and low:  # a UTF-16 surrogate pair, as Go accepts
         code, end = 0x10000 + ((code - 0xD800) << 10) + int(low.group(1), 16) - 0xDC00, low.end()
     if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
@@ -269,7 +270,7 @@ def utf8_errors(found: list[Field]) -> list[LocatedError]:
 
 def unknown_field(err: TextParseError) -> str | None:
     """The field name when an unmasked Python error is about an unknown field."""
-    unknown = _UNKNOWN.match(err.message)
+    unknown = re.match(_UNKNOWN, err.message)
     return unknown.group(1) if unknown else None
 
 

@@ -3,31 +3,43 @@ descriptors written in code, and parse errors turned into line and column.
 
 chasquid stores users and its config as text protobuf; ``text_format`` parses
 exactly what Go writes, so we build the message types and let it do the work.
+The library is imported by the functions that use it: it takes tens of
+milliseconds to import, and the common files never need it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
-_POOL = descriptor_pool.DescriptorPool()
 _LOCATION = re.compile(r"^(\d+):(\d+) : (.*)$", re.DOTALL)
+
+
+@functools.cache
+def _pool() -> Any:
+    """Our private descriptor pool, made on first use."""
+    from google.protobuf import descriptor_pool  # noqa: PLC0415 - see the module docstring
+
+    return descriptor_pool.DescriptorPool()
 
 
 def message_class(file_proto: descriptor_pb2.FileDescriptorProto, full_name: str) -> Any:
     """Register ``file_proto`` once in our private pool; return the class ``full_name``."""
+    from google.protobuf import message_factory  # noqa: PLC0415 - see the module docstring
+
+    pool = _pool()
     try:
-        _POOL.FindFileByName(file_proto.name)
+        pool.FindFileByName(file_proto.name)
     except KeyError:
-        _POOL.Add(file_proto)
-    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
+        pool.Add(file_proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
 
 
-@dataclass(frozen=True)
-class TextParseError:
+class TextParseError(NamedTuple):
     line: int | None
     column: int | None
     message: str
@@ -35,6 +47,8 @@ class TextParseError:
 
 def parse(text: str, cls: Any) -> tuple[Any, TextParseError | None]:
     """Parse ``text`` into a new ``cls``; on failure return ``(None, error)``."""
+    from google.protobuf import text_format  # noqa: PLC0415 - see the module docstring
+
     msg = cls()
     try:
         text_format.Parse(text, msg)
@@ -44,6 +58,8 @@ def parse(text: str, cls: Any) -> tuple[Any, TextParseError | None]:
 
 
 def render(msg: Any) -> str:
+    from google.protobuf import text_format  # noqa: PLC0415 - see the module docstring
+
     return str(text_format.MessageToString(msg))
 
 

@@ -6,9 +6,11 @@ exact message on standard error and the exit code.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
 
+from gitops_mail import cli
 from gitops_mail.cli import main
 from gitops_mail.errors import RepoError
 from gitops_mail.formats.users import parse_users
@@ -70,6 +73,50 @@ def test_a_usage_error_exits_2_like_argparse(capsys):
         main(["validate", "--bogus"])
     assert exited.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def help_of(parser: argparse.ArgumentParser, argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", list(cli._COMMANDS))
+def test_a_command_alone_parses_as_within_the_whole_parser(capsys, command):
+    # main builds only the command it runs; its help and parsing must not change.
+    alone, whole = cli.build_parser(command), cli.build_parser()
+    assert help_of(alone, [command, "--help"], capsys) == help_of(
+        whole, [command, "--help"], capsys
+    )
+    argv = ["--debug", "--config", "/h.yaml", command, *ARGS.get(command, [])]
+    assert alone.parse_args(argv) == whole.parse_args(argv)
+
+
+ARGS = {
+    "user": ["list"],
+    "alias": ["resolve", "a@example.com"],
+    "init": ["example.com", "dir"],
+    "import": ["/etc/chasquid", "dir"],
+    "hooks": ["install", "repo"],
+    "hook": ["pre-receive"],
+}
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["plan", "--repo", "r"], "plan"),
+        (["--debug", "--config", "validate", "plan"], "plan"),
+        (["--config=/x", "--debug", "hook", "pre-receive"], "hook"),
+        (["--conf", "/x", "validate"], None),  # an abbreviation: the whole parser decides
+        (["-h", "plan"], None),
+        (["--config"], None),
+        (["nonsense"], None),
+        ([], None),
+    ],
+)
+def test_the_command_main_builds_alone(argv, named):
+    assert cli._named_command(argv) == named
 
 
 def test_the_installed_console_script(published, origin):
@@ -887,3 +934,12 @@ def test_an_operating_system_error_is_reported_without_a_traceback(
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(RepoError, match="is not a git repository"):
         main(["--debug", "validate", "--repo", str(tmp_path)])
+
+
+@pytest.mark.parametrize("columns", [None, "", "0", "-3", "wide", "50", "200"])
+def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns):
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns

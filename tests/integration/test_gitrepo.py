@@ -417,3 +417,48 @@ def _git_log(repo: Path, pretty: str) -> str:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def test_a_base_read_after_its_child_shares_only_what_is_the_same(workdir):
+    tree = {f"d{i}/sub/f{j}": f"{i}.{j}\n" for i in range(3) for j in range(3)}
+    base = workdir.commit({**tree, "top": "old\n", "gone/x": "x\n"}, "base")
+    tip = workdir.commit({"d1/sub/f2": "changed\n", "top": None, "gone/x": None, "new": "n\n"})
+
+    assert set(gitrepo.read_revision(workdir.path, tip).files) == {*tree, "new"}
+    assert gitrepo.parent_revision(workdir.path, tip) == base
+    again = gitrepo.read_revision(workdir.path, base)
+
+    assert again.files == {path: Entry(data.encode()) for path, data in tree.items()} | {
+        "top": Entry(b"old\n"),
+        "gone/x": Entry(b"x\n"),
+    }
+    assert list(again.files) == workdir.git("ls-tree", "-r", "--name-only", base).split()
+    assert gitrepo.parent_revision(workdir.path, base) is None
+
+
+def test_a_missing_object_is_a_damaged_repo(workdir):
+    workdir.commit({"a/b": "content\n"})
+    blob = workdir.git("rev-parse", "HEAD:a/b").strip()
+    (workdir.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+
+    with pytest.raises(RepoError) as caught:
+        gitrepo.read_revision(workdir.path)
+
+    assert caught.value.message == f"object {blob} is missing from {workdir.path}"
+    assert caught.value.hint == (
+        "the clone may be partial or damaged: run `git fsck`, or fetch again"
+    )
+
+
+def test_a_sha256_repository(tmp_path, git_run):
+    repo = tmp_path / "sha256"
+    git_run(tmp_path, "init", "--quiet", "--object-format=sha256", str(repo))
+    (repo / "dir").mkdir()
+    (repo / "dir" / "file").write_text("x\n")
+    git_run(repo, "add", "--all")
+    git_run(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "m")
+
+    snapshot = gitrepo.read_revision(repo)
+
+    assert snapshot.files == {"dir/file": Entry(b"x\n")}
+    assert snapshot.revision is not None and len(snapshot.revision) == 64

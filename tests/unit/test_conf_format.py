@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_mail.formats import chasquid_conf, prototext_go, prototext_plain, textproto
 from gitops_mail.formats.chasquid_conf import (
     DEFAULTS,
     FIELD_MIN_VERSION,
@@ -21,6 +25,7 @@ PATH = "chasquid/chasquid.conf"
 STRING_HINT = 'a string is in quotes on one line; escapes: \\n \\t \\\\ \\" \\xNN \\NNN \\uNNNN'
 SYNTAX_HINT = 'write one setting per line as name: value, e.g. hostname: "mail.example.com"'
 UNKNOWN_TAIL = "chasquid refuses to start with a field it does not know"
+BOOLS = frozenset({"dovecot_auth", "haproxy_incoming"})
 
 
 def parse_ok(text: str) -> ChasquidConfig:
@@ -455,3 +460,56 @@ def test_parse_of_render_is_the_same_config(values, also_explicit):
     assert problems == []
     assert again == cfg
     assert again.explicit == cfg.explicit
+
+
+PLAIN_NAMES = st.sampled_from(["hostname", "smtp_address", "suffix_separators", "dovecot_auth"])
+PLAIN_NAMES |= st.sampled_from(["max_data_size_mb", "max_queue_items", "haproxy_incoming"])
+PLAIN_VALUES = st.sampled_from(
+    ['"a"', "'b'", '"a" "b"', "[]", '["x"]', '["x", "y"]', '["x",]', '["x" "y"]', "[", "x"]
+) | st.sampled_from(["0", "1", "7", "007", "-1", "0x10", "1.0", "4294967296", str(2**63)])
+PLAIN_VALUES |= st.sampled_from(["true", "false", "True", "t", "f", "yes", "1e3"])
+PLAIN_ENTRY = st.tuples(
+    PLAIN_NAMES,
+    st.sampled_from([":", ": ", " : ", ":\n", " ", ""]),
+    PLAIN_VALUES,
+    st.sampled_from(["\n", ";\n", ",", " ", "", ";;", "# c\n"]),
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(PLAIN_ENTRY, max_size=6).map("".join))
+def test_a_plain_file_reads_as_the_protobuf_library_reads_it(text):
+    # What parse_config takes without the library must be what the library takes.
+    lexed = prototext_go.lex(text)
+    found = prototext_go.walk(lexed)
+    singular = chasquid_conf._SINGULAR
+    if lexed.errors or prototext_go.repeated_errors(found, singular):
+        return  # parse_config reports those before looking further
+    if not prototext_plain.is_plain(lexed.tokens, chasquid_conf._KINDS):
+        return
+    msg, err = textproto.parse(lexed.python_text(found, BOOLS), chasquid_conf._config_class())
+
+    assert err is None
+    plain = prototext_plain.scalars(found, chasquid_conf._KINDS)
+    assert plain == chasquid_conf._library_scalars(msg, found)
+
+
+def test_the_plain_reading_covers_common_files_and_leaves_the_rest_to_the_library():
+    plain = 'hostname: "m"\nsmtp_address: [":25", "systemd"];\nmax_data_size_mb: 30\n'
+    kinds = chasquid_conf._KINDS
+    assert prototext_plain.is_plain(prototext_go.lex(plain + "dovecot_auth: true\n").tokens, kinds)
+    for other in ("dovecot_auth: t", "max_data_size_mb: 0x20", "hostname: [", "data_dirr: 'x'"):
+        assert not prototext_plain.is_plain(prototext_go.lex(plain + other).tokens, kinds), other
+
+
+def test_a_plain_file_does_not_import_the_protobuf_library() -> None:
+    code = (
+        "import sys\n"
+        "from gitops_mail.formats.chasquid_conf import parse_config\n"
+        "cfg, problems = parse_config(b'hostname: \"m\"\\nmax_data_size_mb: 9\\n', 'c')\n"
+        "assert cfg is not None and cfg.max_data_size_mb == 9, problems\n"
+        "assert 'google.protobuf' not in sys.modules\n"
+        "cfg, problems = parse_config(b'hostname: m\\n', 'c')\n"
+        "assert cfg is None and 'google.protobuf' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

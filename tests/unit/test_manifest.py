@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_mail import manifest_validator, yamlschema
 from gitops_mail.manifest import (
     CertificateSource,
     Dkim,
@@ -895,3 +899,27 @@ def test_fuzz_manifest_shaped_documents(data: Any, flow: bool) -> None:
     if manifest is not None:
         assert set(manifest.domains) == set(data.get("domains") or {})
         assert len(manifest.certificates) == len(data.get("certificates") or [])
+
+
+SCHEMA_FILE = Path(yamlschema.__file__).with_name("manifest.schema.json")
+REGENERATE = "the schema changed: run scripts/gen-schema-validator"
+
+
+def test_the_generated_validator_is_the_schema_of_today() -> None:
+    schema = SCHEMA_FILE.read_bytes()
+    assert hashlib.sha256(schema).hexdigest() == manifest_validator.SCHEMA_SHA256, REGENERATE
+    if fastjsonschema.VERSION != manifest_validator.VERSION:
+        # Another fastjsonschema writes other code for the same schema; the test below
+        # still holds the generated validator to the schema's answers.
+        return
+    generated = Path(manifest_validator.__file__).read_text(encoding="utf-8")
+    assert generated == yamlschema.validator_source(schema, "manifest.schema.json"), REGENERATE
+
+
+@settings(max_examples=300, deadline=None)
+@given(MANIFESTS | ANYTHING)
+def test_the_generated_validator_answers_as_the_compiled_one(data: Any) -> None:
+    expected = yamlschema.fast_valid(manifest_schema(), data)
+    assert manifest_validator.is_valid(data) == expected
+    if not expected:  # the answer that makes parse_manifest list the errors
+        assert list(jsonschema.Draft7Validator(manifest_schema()).iter_errors(data))

@@ -474,6 +474,7 @@ def test_valid_documents_never_import_jsonschema() -> None:
         "manifest, problems = parse_manifest(b'version: 1\\n')\n"
         "assert manifest is not None and problems == [], problems\n"
         "assert 'jsonschema' not in sys.modules\n"
+        "assert 'fastjsonschema' not in sys.modules\n"
         "assert 'git' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
