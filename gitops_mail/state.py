@@ -3,14 +3,18 @@
 ``load_state`` is the "read" stage of the pipeline. It is pure: it parses what
 the snapshot holds and keeps the parse problems; validation adds the rest.
 Parsing is cached by content, so the unchanged files of a base revision cost
-nothing when a plan compares two revisions.
+nothing when a plan compares two revisions. The cache keeps only what the
+last few reads used: a daemon that reads thousands of revisions holds the
+parse of the ones it compares, not of every revision it ever saw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from typing import ClassVar, Generic, TypeVar
 
 from gitops_mail import problems as P
 from gitops_mail.formats.aliases import AliasFile, DomainAliases, Resolver, parse_aliases
@@ -84,6 +88,7 @@ def _domain_aliases(domain: DomainState) -> DomainAliases:
 
 
 def load_state(snapshot: Snapshot) -> State:
+    _Recent.next_read()
     problems: list[P.Problem] = []
     manifest = _load_manifest(snapshot, problems)
     config = _load_config(snapshot, problems)
@@ -136,16 +141,64 @@ def _load_domain(snapshot: Snapshot, name: str, problems: list[P.Problem]) -> Do
     return DomainState(name, users, aliases, users_data is not None)
 
 
-# Parsers are pure, so identical bytes give identical results: cache by content.
-@lru_cache(maxsize=4096)
-def _parse_users(data: bytes, path: str) -> tuple[UserDB | None, tuple[P.Problem, ...]]:
-    db, found = parse_users(data, path)
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+class _Recent(Generic[K, T]):
+    """A pure parser's results by argument, kept while one of the last ``KEEP`` reads used them.
+
+    Identical bytes parse to identical results, so a file unchanged between
+    two revisions is parsed once. Counting reads (``load_state`` calls), not
+    entries, bounds the cache by what is being compared: plan reads two
+    revisions, the daemon's next pass reads one more sharing most files.
+    """
+
+    KEEP = 3
+    read = 0
+    caches: ClassVar[list[_Recent[object, object]]] = []
+    lock: ClassVar = threading.Lock()  # the daemon's worker and a CLI call may both read
+
+    def __init__(self, parse: Callable[[K], T]) -> None:
+        self.parse = parse
+        self.entries: dict[K, tuple[T, int]] = {}
+        _Recent.caches.append(self)  # type: ignore[arg-type]  # each is trimmed alike
+
+    def __call__(self, key: K) -> T:
+        hit = self.entries.get(key)
+        value = self.parse(key) if hit is None else hit[0]
+        with _Recent.lock:
+            self.entries[key] = (value, _Recent.read)
+        return value
+
+    @classmethod
+    def next_read(cls) -> None:
+        with cls.lock:
+            cls.read += 1
+            oldest = cls.read - cls.KEEP + 1
+            for cache in cls.caches:
+                cache.entries = {k: v for k, v in cache.entries.items() if v[1] >= oldest}
+
+
+def _users(key: tuple[bytes, str]) -> tuple[UserDB | None, tuple[P.Problem, ...]]:
+    db, found = parse_users(*key)
     return db, tuple(found)
 
 
-@lru_cache(maxsize=4096)
+def _aliases(key: tuple[bytes, str, str]) -> AliasFile:
+    return parse_aliases(*key)
+
+
+_parse_users_cached = _Recent(_users)
+_parse_aliases_cached = _Recent(_aliases)
+
+
+def _parse_users(data: bytes, path: str) -> tuple[UserDB | None, tuple[P.Problem, ...]]:
+    return _parse_users_cached((data, path))
+
+
 def _parse_aliases(data: bytes, path: str, domain: str) -> AliasFile:
-    return parse_aliases(data, path, domain)
+    return _parse_aliases_cached((data, path, domain))
 
 
 @lru_cache(maxsize=16)
