@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import smtplib
 import statistics
 import subprocess
 import tempfile
@@ -62,4 +63,66 @@ def row(
         "max_ms": max(times),
         "peak_rss_mb": max(s[1] for s in samples),
         "argv": list(argv),
+    }
+
+
+def percentile(samples: Sequence[float], pct: int) -> float:
+    """The ``pct``-th percentile, interpolated between the two nearest samples."""
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` so far: every thread's user and system time, and that of
+    the child processes it has reaped (``/proc/PID/stat`` fields 14 to 17)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """``VmRSS`` and ``VmHWM`` (peak RSS) of ``pid``, in MB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.005) -> Any:
+    """Call ``predicate`` every ``every`` seconds until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+    return value
+
+
+def rcpt(port: int, address: str) -> int | None:
+    """chasquid's reply to RCPT TO ``address`` after ``MAIL FROM:<>``; None if it is down."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.test", timeout=5) as smtp:
+            smtp.ehlo()
+            smtp.mail("<>")
+            return smtp.rcpt(address)[0]
+    except (OSError, smtplib.SMTPException):
+        return None
+
+
+def ms_row(what: str, target: str, samples: list[float]) -> dict[str, object]:
+    """A row of the median, p95 and extremes of ``samples`` (seconds), in ms."""
+    ms = [s * 1000 for s in samples]
+    return {
+        "what": what,
+        "target": target,
+        "runs": len(ms),
+        "median_ms": statistics.median(ms),
+        "p95_ms": percentile(ms, 95),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+        "samples_ms": [round(s, 1) for s in ms],
     }

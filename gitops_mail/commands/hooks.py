@@ -21,13 +21,19 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitops_mail import gitrepo, hostconfig, localfs, pushhooks
+from gitops_mail import hostconfig, pushhooks
 from gitops_mail.errors import GitopsMailError, UsageError
-from gitops_mail.problems import Problem
-from gitops_mail.statestore import StateStore
+from gitops_mail.statestore import Record, StateStore
 
-POLL_INTERVAL = 0.05  # seconds between two reads of state.json
+if TYPE_CHECKING:
+    from gitops_mail.problems import Problem
+
+# post-receive: every POLL_INTERVAL a stat of state.json, which the daemon replaces
+# (rename) when it records a result; a read when it changed, and every RECHECK_S anyway.
+POLL_INTERVAL = 0.005
+RECHECK_S = 0.05
 DEFAULT_TIMEOUT = 15.0
 BACKUP_SUFFIX = ".before-gitops-mail"
 
@@ -46,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 def install(repo: Path, config: str | None, *, timeout: float, force: bool) -> int:
     """Write both hooks into ``repo``, the repository the host settings watch."""
+    from gitops_mail import localfs  # noqa: PLC0415 - the hooks themselves never write
+
     if timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
     settings_file = os.path.abspath(hostconfig.settings_path(config))
@@ -76,6 +84,8 @@ def install(repo: Path, config: str | None, *, timeout: float, force: bool) -> i
 
 
 def _hooks_dir(repo: Path, settings: hostconfig.HostSettings) -> Path:
+    from gitops_mail import gitrepo  # noqa: PLC0415 - post-receive starts faster without it
+
     top = gitrepo.repo_toplevel(repo)
     watched = gitrepo.repo_toplevel(settings.repo)
     if top.resolve() != watched.resolve():
@@ -145,6 +155,7 @@ def pre_receive(config: str | None, repo: Path, stdin: str) -> int:
 
 def _validate(repo: Path, revision: str) -> list[Problem]:
     """The checks of ``gitops-mail validate``, imported only when the watched branch moves."""
+    from gitops_mail import gitrepo  # noqa: PLC0415 - post-receive starts faster without it
     from gitops_mail.checks import validate  # noqa: PLC0415 - about 150 ms of imports
     from gitops_mail.state import load_state  # noqa: PLC0415
 
@@ -172,21 +183,44 @@ def _wait_for_result(
 ) -> str:
     store, after = StateStore(settings.state_dir), pushhooks.since(started)
     deadline = time.monotonic() + timeout
+    seen: tuple[int, int, int] | None = None
+    checked = float("-inf")
     while True:
-        record = store.load()
-        attempt = pushhooks.result_of(record, tip, after)
-        if attempt is not None:
-            return pushhooks.result_text(attempt)
-        later = pushhooks.later_attempt(record, tip, after)
-        if later is not None and _branch_moved_to(repo, settings.branch, tip, later.revision):
-            return pushhooks.result_text(later, superseded=True)
-        if time.monotonic() >= deadline:
+        now, stamp = time.monotonic(), _stamp(store.path)
+        if stamp is None or stamp != seen or now >= checked + RECHECK_S:
+            seen, checked = stamp, now
+            text = _result(store.load(), repo, settings.branch, tip, after)
+            if text is not None:
+                return text
+        if now >= deadline:
             return pushhooks.timeout_text(timeout)
         time.sleep(POLL_INTERVAL)
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which version of ``path`` is there (a replaced file has a new inode); None if unknown."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _result(record: Record, repo: Path, branch: str, tip: str, after: datetime) -> str | None:
+    """What to tell the pusher about ``tip``, if the daemon has said it yet."""
+    attempt = pushhooks.result_of(record, tip, after)
+    if attempt is not None:
+        return pushhooks.result_text(attempt)
+    later = pushhooks.later_attempt(record, tip, after)
+    if later is not None and _branch_moved_to(repo, branch, tip, later.revision):
+        return pushhooks.result_text(later, superseded=True)
+    return None
+
+
 def _branch_moved_to(repo: Path, branch: str, tip: str, revision: str) -> bool:
     """Whether a later push moved ``branch`` from ``tip`` to ``revision``."""
+    from gitops_mail import gitrepo  # noqa: PLC0415 - seldom needed: keep start-up light
+
     try:
         now = gitrepo.resolve_revision(repo, pushhooks.branch_ref(branch))
     except GitopsMailError:

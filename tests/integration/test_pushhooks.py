@@ -21,27 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.repo import ALIASES, ALIASES_PATH, MANIFEST, repo_files
 
 from gitops_mail import pushhooks
 from gitops_mail.commands import hooks
 from gitops_mail.errors import GitopsMailError, UsageError
 from gitops_mail.statestore import Attempt, Record, StateStore
 
-MANIFEST = """\
-version: 1
-certificates:
-  - name: mail.example.com
-    acme_sh: /root/.acme.sh/mail.example.com_ecc
-domains:
-  example.com: {}
-"""
-ALIASES_PATH = "chasquid/domains/example.com/aliases"
-ALIASES = "postmaster: you@gmail.com\nsales: carol@example.net\n"
-VALID: dict[str, str | bytes | None] = {
-    "gitops-mail.yaml": MANIFEST,
-    "chasquid/chasquid.conf": 'hostname: "mail.example.com"\n',
-    ALIASES_PATH: ALIASES,
-}
+VALID = repo_files()
 ZERO = "0" * 40
 LOOP = [
     f"{ALIASES_PATH}:3: alias loop: a@example.com -> b@example.com -> a@example.com: chasquid "
@@ -386,6 +373,73 @@ def test_post_receive_reports_a_later_push_that_superseded_it(  # noqa: PLR0917 
     assert run_hook(monkeypatch, "post-receive", host, origin.path, line) == 0
     assert capsys.readouterr().out.splitlines()[1] == (
         f"superseded by a later push: applied {later[:7]}: reload, probes ok (1 alias added)"
+    )
+
+
+def test_post_receive_sees_a_later_push_whose_result_came_first(  # noqa: PLR0917 - fixtures
+    monkeypatch, capsys, published, workdir, origin, host
+):
+    """state.json does not change when the branch moves to a revision already recorded:
+    the hook must look again anyway, not only when the file is replaced."""
+    later = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    host.store.record(Attempt(later, stamp(), "applied", summary="1 alias added", action="reload"))
+    recorded = (host.state_dir / "state.json").read_bytes()
+
+    def move_the_branch_once_waiting() -> None:
+        deadline = time.monotonic() + 30
+        while "waiting up to" not in capsys.readouterr().out and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        workdir.push()
+
+    mover = threading.Thread(target=move_the_branch_once_waiting)
+    mover.start()
+    line = f"{ZERO} {published} refs/heads/main\n"
+    code = run_hook(monkeypatch, "post-receive", host, origin.path, line, timeout=30)
+    mover.join()
+    assert code == 0
+    assert tip(origin) == later
+    assert (host.state_dir / "state.json").read_bytes() == recorded
+    assert capsys.readouterr().out == (
+        f"superseded by a later push: applied {later[:7]}: reload, probes ok (1 alias added)\n"
+    )
+
+
+def test_the_post_receive_hook_imports_neither_git_nor_the_checks(published, origin, host):
+    """It starts while the daemon applies: the less it imports, the sooner it can answer."""
+    probe = (
+        "import sys\n"
+        "from gitops_mail.commands import hooks\n"
+        "code = hooks.main(sys.argv[1:])\n"
+        "heavy = ('gitops_mail.gitrepo', 'gitops_mail.checks', 'gitops_mail.state', 'subprocess')\n"
+        "print(code, [name for name in heavy if name in sys.modules])\n"
+    )
+    host.store.record(Attempt(published, stamp(), "unchanged", summary="no change"))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "post-receive", "--config", str(host.settings)],
+        cwd=origin.path,
+        input=f"{ZERO} {published} refs/heads/main\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.splitlines() == [
+        waiting(published, "15"),
+        f"unchanged {published[:7]}: already live, nothing to do",
+        "0 []",
+    ]
+
+
+def test_pre_receive_rejects_a_pushed_id_git_cannot_read(
+    monkeypatch, capsys, published, origin, host
+):
+    missing = "1" * 40
+    line = f"{published} {missing} refs/heads/main\n"
+    assert run_hook(monkeypatch, "pre-receive", host, origin.path, line) == 1
+    assert capsys.readouterr().out == (
+        f"gitops-mail: error: no revision '{missing}' in {origin.path}\n"
+        "    hint: check the name with `git log --oneline`, or `git fetch` first if it is remote\n"
+        "gitops-mail: push rejected: the pushed commit could not be checked\n"
     )
 
 
