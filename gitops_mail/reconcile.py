@@ -21,6 +21,8 @@ from gitops_mail.transaction import (
     ApplyFailed,
     HostFault,
     Outcome,
+    PhaseReport,
+    Phases,
     Run,
     clip,
     deferred_signals,
@@ -46,11 +48,13 @@ def reconcile(
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
     newer: Newer | None = None,
+    on_phase: PhaseReport | None = None,
 ) -> Outcome:
     """Apply ``rev`` (the branch tip by default), prove it or restore the old state.
 
     ``newer`` (the daemon's) names a revision that supersedes ``rev``: asked
-    while the probes wait, it ends the wait (``Superseded``).
+    while the probes wait, it ends the wait (``Superseded``). ``on_phase``
+    hears of each phase (name, ms, ok or error) as it ends.
     """
     store = StateStore(settings.state_dir)
     live = livefs.LiveDir(settings.chasquid.config_dir, settings.state_dir)
@@ -60,7 +64,8 @@ def reconcile(
             interrupted = Unproven.of(settings.state_dir).revision() or "unknown"
             Run(store, interrupted).record("interrupted", reason=recovered)
         revision = gitrepo.resolve_revision(settings.repo, rev or settings.branch)
-        return _Apply(settings, live, Run(store, revision, dry_run=dry_run), newer).run()
+        run = Run(store, revision, dry_run=dry_run, phases=Phases(report=on_phase))
+        return _Apply(settings, live, run, newer).run()
 
 
 class _Apply:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,19 +56,28 @@ class HostFault(GitopsMailError):
     the host's (service manager, chasquid, ports), not the revision's; worth a retry."""
 
 
+PhaseReport = Callable[[str, float, str], None]  # phase name, duration in ms, "ok" or "error"
+
+
 @dataclass
 class Phases:
-    """Wall time per phase, for history and benchmarks."""
+    """Wall time per phase, for history and benchmarks; ``report`` hears of each
+    phase as it ends (the daemon logs one event per phase)."""
 
     ms: dict[str, float] = field(default_factory=dict)
+    report: PhaseReport | None = None
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        result = "error"
         try:
             yield
+            result = "ok"
         finally:
             self.ms[name] = round((time.perf_counter() - start) * 1000, 1)
+            if self.report is not None:
+                self.report(name, self.ms[name], result)
 
     @property
     def total(self) -> float:
