@@ -14,8 +14,9 @@ is transient and retried with exponential back-off. At start the tip is
 reconciled unless it is live and intact, so the daemon resumes after a crash
 or reboot.
 
-What it is doing goes to ``state_dir/daemon.json`` (``daemonstatus``);
-process matters (signals, systemd, the pid file) live in ``commands/daemon.py``.
+What it is doing goes to ``state_dir/daemon.json`` (``daemonstatus``); reading
+the tip and recording superseded commits live in ``daemontips``; process
+matters (signals, systemd, the pid file) in ``commands/daemon.py``.
 """
 
 from __future__ import annotations
@@ -25,21 +26,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from gitops_mail import gitrepo, livefs, logs, stilllive, triggers
+from gitops_mail import livefs, logs, stilllive, triggers
 from gitops_mail.certsource import CertificateError
 from gitops_mail.daemonstatus import PassReport, StatusFile, now_iso, status_line
+from gitops_mail.daemontips import Tips, record_superseded
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.hostconfig import HostSettings
-from gitops_mail.lock import state_lock
 from gitops_mail.reconcile import reconcile
-from gitops_mail.statestore import Attempt, Record, StateStore, Unproven
+from gitops_mail.statestore import Record, StateStore, Unproven
 from gitops_mail.transaction import ApplyFailed, Outcome, Superseded
 from gitops_mail.triggers import Backoff, Job, Poller, Watchers, WorkQueue
 
-SUPERSEDED_LIMIT = 100  # commits walked back from a new tip to record as superseded
 STUCK_AFTER_S = 600.0  # a pass running longer than this stops the systemd watchdog pings
 PERMANENT = (InvalidConfig, ApplyFailed, CertificateError)  # recorded by reconcile; final
 GIVEN_UP = ("failed", "invalid")  # results not tried again by themselves
@@ -76,13 +75,13 @@ class Daemon:
         self.polling = settings.remote is not None
         self.poller = Poller(self.queue, settings.poll_interval, fetch=self.polling, rng=self.rng)
         self.status = StatusFile.of(settings)
+        self.tips = Tips(settings, self.queue)
         self._worker = threading.Thread(target=self._work, name="worker", daemon=True)
         self._last_target: str | None = None  # the tip the previous pass dealt with
         self._retrying: str | None = None  # the tip a transient error is retried for
         self._failures = self._passes = 0
         self._busy_since: float | None = None
         self._tip_seen: str | None = None
-        self._fetched_at = float("-inf")  # when a waiting probe last fetched (poll mode)
 
     def start(self) -> None:
         where = triggers.git_dir(self.settings.repo)
@@ -164,14 +163,8 @@ class Daemon:
         return PassReport(revision, result, message, job.force, started, ms)
 
     def _tip(self, job: Job) -> str:
-        self._tip_seen = self._read_tip(fetch=job.fetch)
+        self._tip_seen = self.tips.read(fetch=job.fetch)
         return self._tip_seen
-
-    def _read_tip(self, *, fetch: bool) -> str:
-        settings = self.settings
-        if fetch and settings.remote is not None:
-            return gitrepo.fetch(settings.repo, settings.remote, settings.branch)
-        return gitrepo.resolve_revision(settings.repo, settings.branch)
 
     def _handle(self, tip: str, job: Job) -> tuple[str, str]:
         record = self.store.load()
@@ -180,7 +173,7 @@ class Daemon:
             self._settled(tip)
             log.debug("pass.skip", revision=tip, why=why_not, reasons=list(job.reasons))
             return "skipped", why_not
-        self._record_superseded(tip, record)
+        record_superseded(self.settings, self.store, self._last_target or record.applied, tip)
         log.info("reconcile.start", revision=tip, forced=job.force, reasons=list(job.reasons))
         outcome = self._reconcile(tip, job)
         self._settled(tip)
@@ -206,30 +199,7 @@ class Daemon:
         """The transaction; None when a forced pass found ``tip`` live exactly as proven."""
         if job.force and stilllive.reapply_if_live(self.settings, tip, wait=False):
             return None
-        return reconcile(self.settings, tip, wait=False, newer=lambda: self._newer_tip(tip))
-
-    def _newer_tip(self, revision: str) -> str | None:
-        """While ``revision``'s probes wait: the branch tip if a trigger came and moved it.
-
-        Asked from the probe's threads; only reads the queue, and the branch
-        when something is pending (in poll mode fetched, at most once a
-        ``poll_interval``: a poll leaves the queue pending).
-        """
-        if not self.queue.pending:
-            return None
-        now = time.monotonic()
-        fetch = self.polling and now >= self._fetched_at + self.settings.poll_interval
-        try:
-            if fetch:
-                self._fetched_at = now
-            tip = self._read_tip(fetch=fetch)
-        except GitopsMailError as exc:
-            log.warning("probe.newer_unknown", revision=revision, error=exc.message)
-            return None
-        if tip == revision:
-            return None
-        log.info("probe.wait_cancelled", revision=revision, by=tip)
-        return tip
+        return reconcile(self.settings, tip, wait=False, newer=lambda: self.tips.newer(tip))
 
     def _skip_reason(self, tip: str, record: Record, job: Job) -> str | None:
         if job.force or tip == self._retrying:
@@ -250,18 +220,6 @@ class Daemon:
         if "start" in job.reasons:
             return stilllive.still_live(self.store, live, tip)
         return not (Unproven.of(live.state_dir).present() or live.journal_path.exists())
-
-    def _record_superseded(self, tip: str, record: Record) -> None:
-        """History gets every commit between the last tip dealt with and ``tip``."""
-        last = self._last_target or record.applied
-        skipped = _between(self.settings.repo, last, tip) if last and last != tip else []
-        if not skipped:
-            return
-        reason = f"{tip[:7]} was pushed before it was applied"
-        with state_lock(self.settings.state_dir, wait=False):
-            for revision in reversed(skipped):  # oldest first: history is newest first
-                self.store.record(Attempt(revision, now_iso(), "superseded", reason=reason))
-        log.info("pass.superseded", revisions=[r[:7] for r in skipped], by=tip)
 
     def _settled(self, tip: str | None) -> None:
         if self._failures:
@@ -325,19 +283,6 @@ class Daemon:
             triggers.proven_sources(self.settings.state_dir)
         ):
             log.warning("certs.unwatched", directory=str(directory))
-
-
-def _between(repo: Path, old: str, new: str) -> list[str]:
-    """First-parent commits after ``old`` up to ``new`` (excluded), newest first;
-    none unless ``new`` descends from ``old``."""
-    revision = gitrepo.parent_revision(repo, new)
-    if revision == old or gitrepo.merge_base(repo, old, new) != old:
-        return []  # one push, one commit; or history was rewritten: nothing superseded
-    found: list[str] = []
-    while revision is not None and revision != old and len(found) < SUPERSEDED_LIMIT:
-        found.append(revision)
-        revision = gitrepo.parent_revision(repo, revision)
-    return found
 
 
 def _result_of(store: StateStore, revision: str | None) -> str:
