@@ -199,7 +199,15 @@ class Daemon:
         """The transaction; None when a forced pass found ``tip`` live exactly as proven."""
         if job.force and stilllive.reapply_if_live(self.settings, tip, wait=False):
             return None
-        return reconcile(self.settings, tip, wait=False, newer=lambda: self.tips.newer(tip))
+        return reconcile(
+            self.settings,
+            tip,
+            wait=False,
+            newer=lambda: self.tips.newer(tip),
+            on_phase=lambda name, ms, result: log.info(
+                "phase", revision=tip, phase=name, duration_ms=ms, result=result
+            ),
+        )
 
     def _skip_reason(self, tip: str, record: Record, job: Job) -> str | None:
         if job.force or tip == self._retrying:

@@ -117,6 +117,13 @@ def test_a_push_goes_live_and_a_pushed_revert_brings_the_old_state_back(
     attempt(box, added)
 
     assert [box.rcpt(SALES), box.rcpt(BOB)] == [250, 250]
+    phases = [e for e in daemon.events("phase") if e["revision"] == added]
+    assert [e["phase"] for e in phases] == [
+        *("read", "validate", "render", "compare", "stage", "preflight"),
+        *("swap", "restart", "probe"),
+    ]
+    assert {e["result"] for e in phases} == {"ok"}
+    assert all(isinstance(e["duration_ms"], float) for e in phases)
     box.mail_works(SALES, "ana@example.test")
     box.workdir.git("revert", "--no-edit", "HEAD")
     box.workdir.push()
