@@ -148,6 +148,8 @@ def result_text(attempt: Attempt, *, superseded: bool = False) -> str:
     text = f"{lead}{attempt.result} {rev}: {attempt.reason or 'no reason recorded'}\n"
     if attempt.result in ("failed", "invalid") and "swap" not in attempt.phases_ms:
         text += "the live server was not touched: it keeps its previous configuration\n"
+    if attempt.result == "error":  # the host's fault, not the revision's
+        text += "the daemon tries again with back-off; `gitops-mail status` says when\n"
     return text + "see `gitops-mail history` for the details\n"
 
 

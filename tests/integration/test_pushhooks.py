@@ -602,6 +602,12 @@ def test_since_leaves_room_for_whole_seconds():
             "see `gitops-mail history` for the details\n",
         ),
         (
+            Attempt("a" * 40, "", "error", reason="restarting chasquid failed"),
+            "error aaaaaaa: restarting chasquid failed\n"
+            "the daemon tries again with back-off; `gitops-mail status` says when\n"
+            "see `gitops-mail history` for the details\n",
+        ),
+        (
             Attempt("a" * 40, "", "interrupted", reason="restored after a crash"),
             "interrupted aaaaaaa: restored after a crash\n"
             "see `gitops-mail history` for the details\n",
