@@ -82,14 +82,6 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.chmod(target, stat.S_IMODE(info.st_mode))
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def sync_filesystem(path: Path) -> None:
     """Make everything written on ``path``'s filesystem durable.
 

@@ -24,14 +24,13 @@ from gitops_mail import livescan
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.livefs_fs import (
     backup_path,
-    fsync_dir,
     make_dir,
     remove_empty_dir,
     sync_filesystem,
     unlink,
 )
 from gitops_mail.livescan import Change
-from gitops_mail.localfs import atomic_write
+from gitops_mail.localfs import atomic_write, fsync_directory
 
 FAULT_ENV = "GITOPS_MAIL_FAULT"
 FAULT_POINTS = (
@@ -205,7 +204,7 @@ class JournaledDir:
     def _end_journal(self) -> None:
         try:
             unlink(self.journal_path)
-            fsync_dir(self.work_dir)
+            fsync_directory(self.work_dir)
         except OSError as exc:
             raise self._error(f"remove the journal {self.journal_path}", exc) from exc
 

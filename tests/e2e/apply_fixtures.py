@@ -45,7 +45,6 @@ from apply_host import (  # noqa: E402 - after the assertion rewrite is register
     DOMAIN,
     GITOPS_MAIL,
     MANIFEST_PATH,
-    MDA,
     USERS_PATH,
     Ports,
     chasquids_under,
@@ -55,6 +54,7 @@ from apply_host import (  # noqa: E402 - after the assertion rewrite is register
 )
 from apply_sandbox import Sandbox, UsersFiles  # noqa: E402
 from support.livetree import Mounts, fill  # noqa: E402
+from support.mail import MDA  # noqa: E402
 
 __all__ = [
     "ALIASES_PATH",

@@ -32,15 +32,6 @@ CONF_PATH = "chasquid/chasquid.conf"
 MANIFEST_PATH = "gitops-mail.yaml"
 BASE_ALIASES = "postmaster: ana\n"
 
-MDA = """#!/bin/sh
-# Delivery agent: appends the message on stdin to {mailboxes}/<recipient>.
-set -eu
-tmp=$(mktemp "{mailboxes}/.incoming.XXXXXX")
-cat >"$tmp"
-cat "$tmp" >>"{mailboxes}/$1"
-rm -f "$tmp"
-"""
-
 
 # --- processes -----------------------------------------------------------------------
 

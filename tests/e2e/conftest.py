@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 import pytest
 import trustme
+from support.mail import MDA
 
 NETNS_ENV = "GITOPS_MAIL_NETNS"
 HOSTNAME = "mail.example.test"
@@ -142,15 +143,6 @@ def tls_cert(tmp_path: Path, test_ca: tuple[trustme.CA, Path]) -> Callable[..., 
 
 # --- config dir ----------------------------------------------------------------
 
-MDA_SCRIPT = """#!/bin/sh
-# Test delivery agent: appends the message on stdin to {mailboxes}/<recipient>.
-set -eu
-tmp=$(mktemp "{mailboxes}/.incoming.XXXXXX")
-cat >"$tmp"
-cat "$tmp" >>"{mailboxes}/$1"
-rm -f "$tmp"
-"""
-
 
 @dataclass(frozen=True)
 class ConfigDir:
@@ -203,7 +195,7 @@ def make_config_dir(tls_cert: Callable[..., TlsCert]) -> Callable[..., ConfigDir
         config.mkdir(parents=True)
         mailboxes.mkdir()
         mda = base / "mda.sh"
-        mda.write_text(MDA_SCRIPT.format(mailboxes=mailboxes))
+        mda.write_text(MDA.format(mailboxes=mailboxes))
         mda.chmod(0o755)
         (config / "chasquid.conf").write_text(
             f'hostname: "{hostname}"\n'
