@@ -39,8 +39,12 @@ def snapshot(
     base: Files | None = None,
     name: str = "test",
     revision: str | None = None,
+    directories: frozenset[str] = frozenset(),
 ) -> Snapshot:
-    """``base`` (the repo's files by default) with ``changes`` applied; None removes a path."""
+    """``base`` (the repo's files by default) with ``changes`` applied; None removes a path.
+
+    ``str`` and ``bytes`` values become regular files; an ``Entry`` is kept as it is.
+    """
     files: dict[str, Entry] = {}
     merged = {**(repo_files() if base is None else base), **(changes or {})}
     for path, value in merged.items():
@@ -48,4 +52,4 @@ def snapshot(
             files[path] = value
         elif value is not None:
             files[path] = Entry(value.encode() if isinstance(value, str) else value)
-    return Snapshot(files, name, revision=revision)
+    return Snapshot(files, name, revision=revision, directories=directories)

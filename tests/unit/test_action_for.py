@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.repo import snapshot
 
 from gitops_mail.livefs import Change, DesiredTree, LiveDir
 from gitops_mail.plan import Action
 from gitops_mail.reconcile import action_for
 from gitops_mail.render import render_tree
-from gitops_mail.snapshot import MODE_EXEC, Entry, Snapshot
+from gitops_mail.snapshot import MODE_EXEC, Entry
 from gitops_mail.state import load_state
 
 LIVE_DOMAIN = "example.com"
@@ -162,28 +163,18 @@ BASE: dict[str, str | Entry] = {
 }
 
 
-def live_after(tmp_path: Path, files: Mapping[str, str | Entry]) -> LiveDir:
-    """A live dir holding the rendering of ``files``, put there by a real swap."""
+def live_after(tmp_path: Path) -> LiveDir:
+    """A live dir holding the rendering of BASE, put there by a real swap."""
     live = LiveDir(tmp_path / "etc" / "chasquid", tmp_path / "state")
     live.config_dir.mkdir(parents=True)
-    live.cleanup(live.swap(live.stage(tree(files))))
+    live.cleanup(live.swap(live.stage(tree())))
     return live
 
 
-def tree(files: Mapping[str, str | Entry]) -> DesiredTree:
-    entries = {p: v if isinstance(v, Entry) else Entry(v.encode()) for p, v in files.items()}
-    return render_tree(load_state(Snapshot(entries, "test")), {})
-
-
-def edit(changes: Mapping[str, str | Entry | None]) -> dict[str, str | Entry]:
-    """BASE with the files under ``chasquid/`` in ``changes`` written, or removed for None."""
-    files = dict(BASE)
-    for path, value in changes.items():
-        if value is None:
-            files.pop(f"chasquid/{path}")
-        else:
-            files[f"chasquid/{path}"] = value
-    return files
+def tree(changes: Mapping[str, str | Entry | None] = {}) -> DesiredTree:
+    """BASE rendered, with the files under ``chasquid/`` in ``changes`` written (None removes)."""
+    edited = {f"chasquid/{path}": value for path, value in changes.items()}
+    return render_tree(load_state(snapshot(edited, base=BASE)), {})
 
 
 @pytest.mark.parametrize(
@@ -214,14 +205,14 @@ def edit(changes: Mapping[str, str | Entry | None]) -> dict[str, str | Entry]:
 def test_rendered_revisions_over_a_live_dir(
     tmp_path: Path, changes: dict[str, str | Entry | None], expected: Action
 ) -> None:
-    live = live_after(tmp_path, BASE)
-    staged = live.changes(tree(edit(changes)))
+    live = live_after(tmp_path)
+    staged = live.changes(tree(changes))
     assert action_for(staged, live.config_dir) is expected
 
 
 def test_a_hand_chmod_of_a_managed_file_needs_nothing(tmp_path: Path) -> None:
-    live = live_after(tmp_path, BASE)
+    live = live_after(tmp_path)
     (live.config_dir / "domains" / "example.com" / "users").chmod(0o600)
-    staged = live.changes(tree(BASE))
+    staged = live.changes(tree())
     assert staged == (Change("domains/example.com/users", "chmod"),)
     assert action_for(staged, live.config_dir) is Action.NONE

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
+from support.repo import Files, snapshot
 
 from gitops_mail.checks import validate
 from gitops_mail.formats.users import Scrypt, User, UserDB, render_users
 from gitops_mail.problems import Problem, Severity
-from gitops_mail.snapshot import MODE_EXEC, MODE_SYMLINK, Entry, Snapshot
+from gitops_mail.snapshot import MODE_EXEC, MODE_SYMLINK, Entry
 from gitops_mail.state import load_state
 
 MANIFEST = """\
@@ -32,21 +31,13 @@ def users_file(*names: str) -> bytes:
     return render_users(UserDB(tuple(User(name, FAKE_SCRYPT, 0) for name in names)))
 
 
-def problems(
-    changes: Mapping[str, str | bytes | Entry | None], hooks: bool = False
-) -> list[Problem]:
-    base: dict[str, str | bytes | Entry | None] = {
+def problems(changes: Files, hooks: bool = False) -> list[Problem]:
+    base: Files = {
         "gitops-mail.yaml": MANIFEST.format(hooks="true" if hooks else "false"),
         "chasquid/chasquid.conf": CONF,
         "chasquid/domains/example.com/aliases": ALIASES,
     }
-    files: dict[str, Entry] = {}
-    for path, value in {**base, **changes}.items():
-        if isinstance(value, Entry):
-            files[path] = value
-        elif value is not None:
-            files[path] = Entry(value.encode() if isinstance(value, str) else value)
-    return validate(load_state(Snapshot(files, "test")))
+    return validate(load_state(snapshot(changes, base=base)))
 
 
 def only(found: list[Problem]) -> Problem:

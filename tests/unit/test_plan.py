@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
 
 import pytest
+from support.repo import Files, snapshot
 
 from gitops_mail import report
 from gitops_mail.checks import validate
@@ -26,7 +26,7 @@ from gitops_mail.plan import (
     Plan,
     make_plan,
 )
-from gitops_mail.snapshot import MODE_EXEC, Entry, Snapshot
+from gitops_mail.snapshot import MODE_EXEC, Entry
 from gitops_mail.state import State, load_state
 
 MANIFEST = """\
@@ -65,19 +65,13 @@ BASE: dict[str, str | bytes | Entry] = {
 }
 
 
-def state(changes: Mapping[str, str | bytes | Entry | None] = {}, name: str = "b") -> State:
-    files: dict[str, Entry] = {}
-    for path, value in {**BASE, **changes}.items():
-        if isinstance(value, Entry):
-            files[path] = value
-        elif value is not None:
-            files[path] = Entry(value.encode() if isinstance(value, str) else value)
-    return load_state(Snapshot(files, name, revision=name * 40))
+def state(changes: Files | None = None, name: str = "b") -> State:
+    return load_state(snapshot(changes, base=BASE, name=name, revision=name * 40))
 
 
 def plan(
-    changes: Mapping[str, str | bytes | Entry | None],
-    before: Mapping[str, str | bytes | Entry | None] = {},
+    changes: Files,
+    before: Files | None = None,
 ) -> Plan:
     return make_plan(state(before, "a"), state(changes, "b"))
 

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.repo import snapshot
 
 from gitops_mail.certsource import CertMaterial
 from gitops_mail.livefs import FileSpec
 from gitops_mail.livescan import resolve
 from gitops_mail.render import render_tree
-from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_SYMLINK, Entry, Snapshot
+from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_SYMLINK, Entry
 from gitops_mail.state import State, load_state
 
 CONF = b'hostname: "mail.example.com"\n'
@@ -32,15 +33,8 @@ def manifest(*, hooks: bool) -> bytes:
 
 
 def state(files: Mapping[str, bytes | Entry], *, hooks: bool = False) -> State:
-    entries: dict[str, bytes | Entry] = {
-        "gitops-mail.yaml": manifest(hooks=hooks),
-        "chasquid/chasquid.conf": CONF,
-        **files,
-    }
-    snapshot = Snapshot(
-        {p: v if isinstance(v, Entry) else Entry(v) for p, v in entries.items()}, "test"
-    )
-    loaded = load_state(snapshot)
+    base = {"gitops-mail.yaml": manifest(hooks=hooks), "chasquid/chasquid.conf": CONF}
+    loaded = load_state(snapshot(files, base=base))
     assert loaded.problems == ()
     return loaded
 
@@ -130,15 +124,12 @@ def test_only_regular_files_directly_in_hooks_are_installed() -> None:
 
 
 def test_a_domain_with_no_files_gets_an_empty_aliases_file() -> None:
-    snapshot = Snapshot(
-        {
-            "gitops-mail.yaml": Entry(manifest(hooks=False)),
-            "chasquid/chasquid.conf": Entry(CONF),
-        },
-        "worktree",
+    worktree = snapshot(
+        base={"gitops-mail.yaml": manifest(hooks=False), "chasquid/chasquid.conf": CONF},
+        name="worktree",
         directories=frozenset({"chasquid", "chasquid/domains", "chasquid/domains/example.com"}),
     )
-    tree = render_tree(load_state(snapshot), {})
+    tree = render_tree(load_state(worktree), {})
     assert tree == {
         "chasquid.conf": FileSpec(CONF, 0o644, "root", "root"),
         "domains/example.com/aliases": FileSpec(b"", 0o644, "root", "chasquid"),
@@ -189,14 +180,13 @@ def test_files_chasquid_does_not_read_are_not_installed() -> None:
 
 
 def test_no_chasquid_conf_in_the_revision_renders_none() -> None:
-    snapshot = Snapshot(
-        {
-            "gitops-mail.yaml": Entry(manifest(hooks=False)),
-            "chasquid/domains/example.com/aliases": Entry(ALIASES),
-        },
-        "test",
+    no_conf = snapshot(
+        base={
+            "gitops-mail.yaml": manifest(hooks=False),
+            "chasquid/domains/example.com/aliases": ALIASES,
+        }
     )
-    assert sorted(render_tree(load_state(snapshot), {})) == ["domains/example.com/aliases"]
+    assert sorted(render_tree(load_state(no_conf), {})) == ["domains/example.com/aliases"]
 
 
 def test_the_group_can_be_chosen() -> None:
@@ -255,7 +245,7 @@ def test_every_rendered_file_follows_the_mode_rules(
         files[f"chasquid/domains/{name}/.gitkeep"] = Entry(b"")
         for file, data in domain_files.items():
             files[f"chasquid/domains/{name}/{file}"] = Entry(data)
-    tree = render_tree(load_state(Snapshot(files, "fuzz")), {})
+    tree = render_tree(load_state(snapshot(base=files, name="fuzz")), {})
     expected_domains = {f"domains/{n}/aliases" for n in domains} | {
         f"domains/{n}/{f}" for n, fs in domains.items() for f in fs if f != "other"
     }
@@ -275,15 +265,14 @@ def test_every_rendered_file_follows_the_mode_rules(
 
 
 def test_no_manifest_means_no_hooks() -> None:
-    snapshot = Snapshot(
-        {
-            "chasquid/chasquid.conf": Entry(CONF),
-            "chasquid/domains/example.com/aliases": Entry(ALIASES),
+    no_manifest = snapshot(
+        base={
+            "chasquid/chasquid.conf": CONF,
+            "chasquid/domains/example.com/aliases": ALIASES,
             "chasquid/hooks/post-data": Entry(HOOK, MODE_EXEC),
-        },
-        "test",
+        }
     )
-    assert sorted(render_tree(load_state(snapshot), {})) == [
+    assert sorted(render_tree(load_state(no_manifest), {})) == [
         "chasquid.conf",
         "domains/example.com/aliases",
     ]

@@ -7,8 +7,8 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.repo import snapshot
 
-from gitops_mail.snapshot import Entry, Snapshot
 from gitops_mail.state import State, load_state
 from gitops_mail.zonefile import (
     is_generated,
@@ -47,11 +47,9 @@ domains:
 
 def state(manifest: str, hostname: str | None = "mail.example.com") -> State:
     conf = f'hostname: "{hostname}"\n' if hostname is not None else "max_data_size_mb: 50\n"
-    files = {
-        "gitops-mail.yaml": Entry(manifest.encode()),
-        "chasquid/chasquid.conf": Entry(conf.encode()),
-    }
-    loaded = load_state(Snapshot(files, "test"))
+    loaded = load_state(
+        snapshot(base={"gitops-mail.yaml": manifest, "chasquid/chasquid.conf": conf})
+    )
     assert loaded.problems == ()
     return loaded
 
@@ -289,7 +287,7 @@ def test_txt_strings_round_trip(value: bytes) -> None:
 def test_rendering_is_deterministic_and_needs_a_manifest() -> None:
     assert render_zones(state(FULL)) == render_zones(state(FULL))
     empty = load_state(
-        Snapshot({"chasquid/chasquid.conf": Entry(b'hostname: "m.example.com"\n')}, "t")
+        snapshot(base={"chasquid/chasquid.conf": 'hostname: "m.example.com"\n'}, name="t")
     )
     assert render_zones(empty) == {}
 
