@@ -27,6 +27,7 @@ from typing import Any
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.hostconfig import HostSettings
 from gitops_mail.localfs import atomic_write
+from gitops_mail.lock import held
 
 STATUS_FILE = "daemon.json"
 PID_FILE = "daemon.pid"
@@ -149,21 +150,21 @@ def hold_pid_file(state_dir: Path) -> Iterator[None]:
 
 
 def daemon_pid(state_dir: Path) -> int | None:
-    """The pid of the daemon running for ``state_dir``; None when no process holds the lock."""
-    try:
-        fd = os.open(state_dir / PID_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    """The pid of the daemon running for ``state_dir``; None when no process holds the lock
+    (a pid file nobody holds was left by a killed daemon)."""
+    path = state_dir / PID_FILE
+    if not held(path):
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _read_pid(fd)
-    else:
-        return None  # a pid file nobody holds: left by a killed daemon
-    finally:
-        os.close(fd)
+        return _pid(path.read_bytes())
+    except OSError:
+        return None  # it ended just now
 
 
 def _read_pid(fd: int) -> int | None:
-    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return _pid(os.pread(fd, 32, 0))
+
+
+def _pid(data: bytes) -> int | None:
+    text = data.decode("ascii", "replace").strip()
     return int(text) if text.isdigit() else None

@@ -1,7 +1,8 @@
 """The state lock shared by ``gitops-mail apply``, ``rollback`` and the daemon.
 
 An advisory ``flock`` on ``state_dir/lock``: the kernel drops it when the
-holder dies, so a killed apply never leaves a stale lock behind.
+holder dies, so a killed apply never leaves a stale lock behind. ``held``
+asks the same of any lock file (the daemon's pid file, the supervisor's lock).
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ def state_lock(
         yield
     finally:
         os.close(fd)
+
+
+def held(path: Path) -> bool:
+    """Whether some process holds a ``flock`` on ``path``; False when there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops a shared lock taken just now
+    return False
 
 
 def _open(state_dir: Path, path: Path) -> int:

@@ -21,7 +21,6 @@ Every failure is a ``ServiceError`` with the command's own words and a hint.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import time
@@ -33,6 +32,7 @@ from gitops_mail import procs
 from gitops_mail.errors import CommandError, GitopsMailError, InvalidConfig
 from gitops_mail.hostconfig import ChasquidSettings, HostSettings
 from gitops_mail.localfs import atomic_write
+from gitops_mail.lock import held
 
 RESTART_TIMEOUT = 60.0  # seconds for systemctl or a restart_command
 SUPERVISED_RESTART_DEADLINE = 5.0  # seconds until the supervisor names a new child
@@ -205,17 +205,7 @@ class SuperviseService:
 
 def supervisor_running(state_dir: Path) -> bool:
     """Whether a process holds the supervisor lock of ``state_dir``."""
-    try:
-        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also drops a shared lock taken just now
-    return False
+    return held(state_dir / LOCK_FILE)
 
 
 def read_pid(path: Path) -> int | None:
