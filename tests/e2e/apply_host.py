@@ -13,12 +13,11 @@ import smtplib
 import socket
 import ssl
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+
+from support.wait import poll
 
 HOSTNAME = "mail.example.test"
 DOMAIN = "example.test"
@@ -51,18 +50,6 @@ def chasquids_under(root: Path) -> list[str]:
         if comm == "chasquid" and str(root) in cmdline:
             found.append(f"{entry.name} {stat_line[stat_line.rindex(')') + 2]} {cmdline}")
     return found
-
-
-def poll(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Call ``predicate`` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def free_port(taken: set[int]) -> int:

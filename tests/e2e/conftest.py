@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import trustme
 from support.mail import MDA
+from support.wait import poll
 
 NETNS_ENV = "GITOPS_MAIL_NETNS"
 HOSTNAME = "mail.example.test"
@@ -52,8 +53,6 @@ SWAKS = "/usr/bin/swaks"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 LISTEN_MARK = "Server listening on "
-
-T = TypeVar("T")
 
 
 def require_netns() -> None:
@@ -76,23 +75,9 @@ def _netns_only() -> None:
 # --- waiting -----------------------------------------------------------------
 
 
-def poll(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> T:
-    """Call ``predicate`` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
-    """``wait_for(predicate, timeout=10, interval=0.02, what="") -> value``."""
+    """``wait_for(predicate, timeout=10, what="", interval=0.01) -> value``."""
     require_netns()
     return poll
 
