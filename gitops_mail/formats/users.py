@@ -68,6 +68,9 @@ _TOKEN_QUOTING = {
     "Invalid field value": "invalid field value",
     "Expected identifier or number": "expected a field name",
     "Expected type name": "expected a type name",
+    # An octal escape past \377 (as chasquid, the library refuses it): it quotes the character.
+    "'latin-1' codec can't encode": "a string has an octal escape past \\377, which chasquid "
+    "refuses (octal escapes are \\000 to \\377)",
 }
 
 

@@ -375,7 +375,14 @@ def test_octal_escapes_past_377_are_left_to_the_library() -> None:
         warnings.simplefilter("error")
         db, problems = parse_users(text.encode(), PATH)
     assert db is None
-    assert [(p.line, p.column) for p in problems] == [(5, 17)]
+    assert [(p.line, p.column, p.message) for p in problems] == [
+        (
+            5,
+            17,
+            "cannot parse users file: a string has an octal escape past \\377, which chasquid "
+            "refuses (octal escapes are \\000 to \\377)",
+        )
+    ]
 
 
 # --- names ---------------------------------------------------------------------------------
