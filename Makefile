@@ -1,7 +1,7 @@
 # Build and test entry points. `make test` is what CI runs (.ci/run).
 #
 #   make deps       install Debian packages and .venv (scripts/install-deps)
-#   make lint       ruff check + ruff format --check
+#   make lint       ruff check + ruff format --check + lint-imports (the layers)
 #   make typecheck  mypy --strict on the package
 #   make test       deps, lint, typecheck, then every test inside the private
 #                   network namespace (scripts/netns-run)
@@ -29,6 +29,8 @@ lint: deps
 	@$(RUFF) check $(LINT_PATHS)
 	@echo "== ruff format --check"
 	@$(RUFF) format --check $(LINT_PATHS)
+	@echo "== lint-imports (layers and side-effect modules: [tool.importlinter] in pyproject.toml)"
+	@$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps
 	@echo "== mypy --strict"

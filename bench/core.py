@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import GITOPS_MAIL, row
-from gitops_mail.formats.users import Scrypt, User, UserDB, render_users
+from gitops_mail.core.formats.users.db import Scrypt, User, UserDB, render_users
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example-conf"
 DOMAINS, USERS, ALIASES = 100, 100, 100

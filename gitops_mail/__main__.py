@@ -1,3 +1,3 @@
-from gitops_mail.cli import console_main
+from gitops_mail.cli.main import console_main
 
 console_main()

@@ -33,8 +33,9 @@ from apply_host import (
 )
 from support.livetree import TreeState, tree_state
 
-from gitops_mail import cli, hostconfig
-from gitops_mail.supervisor import Supervisor
+from gitops_mail.cli import main as cli
+from gitops_mail.host import settings as hostsettings
+from gitops_mail.host.supervisor import Supervisor
 
 RESTART_SCRIPT = """#!/bin/sh
 # restart_command for `service: command`: says it started (gate/entered), waits
@@ -186,7 +187,7 @@ class Sandbox(MailClient):
     # --- the command line ---
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, hostconfig.ENV_VAR: str(self.host_file), **extra}
+        return {**os.environ, hostsettings.ENV_VAR: str(self.host_file), **extra}
 
     def gm(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
         """Run ``gitops-mail ARGS`` with this host's settings; its exit code and output."""
@@ -263,7 +264,7 @@ class Sandbox(MailClient):
 
     def start_supervisor(self) -> None:
         """Run the supervisor of the current host settings (service: supervise) in a thread."""
-        self.supervisor = Supervisor(hostconfig.load(str(self.host_file)))
+        self.supervisor = Supervisor(hostsettings.load(str(self.host_file)))
         self._thread = threading.Thread(
             target=self.supervisor.run_forever, args=(self._stop,), name="supervisor"
         )

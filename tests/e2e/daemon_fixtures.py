@@ -28,7 +28,7 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     poll,
 )
 
-from gitops_mail import daemonstatus  # noqa: E402
+from gitops_mail.daemon import status as daemonstatus  # noqa: E402
 
 DAEMON = [*GITOPS_MAIL, "daemon"]
 SALES = f"sales@{DOMAIN}"

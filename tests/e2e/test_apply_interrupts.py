@@ -39,7 +39,7 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     poll,
 )
 
-from gitops_mail.livefs import FAULT_POINTS, LiveDir  # noqa: E402
+from gitops_mail.host.livefs.configdir import FAULT_POINTS, LiveDir  # noqa: E402
 
 pytest_plugins = ["apply_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]

@@ -36,9 +36,10 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
 )
 from daemon_fixtures import SALES, StartDaemon, aliases, attempt  # noqa: E402
 
-from gitops_mail import daemonstatus, hostconfig  # noqa: E402
-from gitops_mail.commands import daemon as daemon_command  # noqa: E402
+from gitops_mail.cli import daemon as daemon_command  # noqa: E402
+from gitops_mail.daemon import status as daemonstatus  # noqa: E402
 from gitops_mail.errors import GitopsMailError  # noqa: E402
+from gitops_mail.host import settings as hostsettings  # noqa: E402
 
 pytest_plugins = ["apply_fixtures", "daemon_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
@@ -400,7 +401,7 @@ def test_a_repo_that_is_not_there_is_refused_at_start(sandbox: Sandbox, tmp_path
         f"repo: {sandbox.origin.path}", f"repo: {tmp_path / 'nothing.git'}"
     )
     sandbox.host_file.write_text(text)
-    settings = hostconfig.load(str(sandbox.host_file))
+    settings = hostsettings.load(str(sandbox.host_file))
 
     with pytest.raises(GitopsMailError) as raised:
         daemon_command.serve(settings)

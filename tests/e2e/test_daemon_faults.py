@@ -25,7 +25,7 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
 )
 from daemon_fixtures import SALES, Daemon, StartDaemon, aliases, attempt  # noqa: E402
 
-from gitops_mail import daemonstatus  # noqa: E402
+from gitops_mail.daemon import status as daemonstatus  # noqa: E402
 
 pytest_plugins = ["apply_fixtures", "daemon_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from support.livetree import Mounts, apply, fill, tree_state, users
 
-from gitops_mail import preflight
+from gitops_mail.core.tree import FileSpec
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.livefs import Change, FileSpec, LiveDir
+from gitops_mail.host import preflight
+from gitops_mail.host.livefs.configdir import LiveDir
+from gitops_mail.host.livefs.scan import Change
 
 Mount = Callable[..., Path]
 

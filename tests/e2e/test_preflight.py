@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gitops_mail import procs
 from gitops_mail.errors import CommandError
-from gitops_mail.preflight import PreflightResult, error_lines, preflight
+from gitops_mail.host import procs
+from gitops_mail.host.preflight import PreflightResult, error_lines, preflight
 
 if TYPE_CHECKING:
     from conftest import ConfigDir

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gitops_mail.probe import Check, Endpoint, ProbeSpec, leaf_fingerprint, probe
+from gitops_mail.host.probe.smtp import probe
+from gitops_mail.host.probe.spec import Check, Endpoint, ProbeSpec, leaf_fingerprint
 
 if TYPE_CHECKING:
     from conftest import ChasquidServer, ConfigDir

@@ -10,7 +10,8 @@ import socket
 
 import pytest
 
-from gitops_mail.probe import Check, Endpoint, ProbeSpec, probe
+from gitops_mail.host.probe.smtp import probe
+from gitops_mail.host.probe.spec import Check, Endpoint, ProbeSpec
 
 pytestmark = [pytest.mark.netns]
 

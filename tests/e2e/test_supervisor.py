@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from gitops_mail import hostconfig
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.hostconfig import HostSettings
-from gitops_mail.service import CommandService, SuperviseService, is_chasquid, service_for
-from gitops_mail.supervisor import Backoff, Supervisor
+from gitops_mail.host import settings as hostsettings
+from gitops_mail.host.service import CommandService, SuperviseService, is_chasquid, service_for
+from gitops_mail.host.settings import HostSettings
+from gitops_mail.host.supervisor import Backoff, Supervisor
 
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
 
@@ -131,7 +131,7 @@ def host(tmp_path: Path, make_config_dir: Callable[..., Any]) -> Host:
         "  service: supervise\n"
         '  args: ["-testing__reload_every=1s"]\n'
     )
-    return Host(hostconfig.load(str(path)), port)
+    return Host(hostsettings.load(str(path)), port)
 
 
 @dataclass
@@ -287,8 +287,8 @@ def test_restart_from_another_process(host, supervise, wait_for) -> None:
     running = supervise(host.settings)
     first = up(host, wait_for)
     code = (
-        "import sys; from gitops_mail import hostconfig, service;"
-        "service.service_for(hostconfig.load(sys.argv[1])).restart()"
+        "import sys; from gitops_mail.host import service, settings as hostsettings;"
+        "service.service_for(hostsettings.load(sys.argv[1])).restart()"
     )
 
     done = subprocess.run(
@@ -423,7 +423,7 @@ def test_chasquid_left_by_a_killed_supervisor_is_replaced(
 def test_is_running_in_command_mode_finds_chasquid_by_config_dir(host, supervise, wait_for) -> None:
     chasquid = host.settings.chasquid
     service = CommandService(("true",), chasquid)
-    other = CommandService(("true",), hostconfig.ChasquidSettings(config_dir=host.state_dir))
+    other = CommandService(("true",), hostsettings.ChasquidSettings(config_dir=host.state_dir))
     assert not service.is_running()
 
     running = supervise(host.settings)

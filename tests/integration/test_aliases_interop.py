@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.formats.aliases import (
+from gitops_mail.core.formats.aliases.parse import (
     MAX_LINE_BYTES,
     DomainAliases,
     Resolver,

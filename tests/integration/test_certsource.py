@@ -18,16 +18,16 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.certsource import (
+from gitops_mail.core.certs import CertMaterial
+from gitops_mail.core.manifest.model import CertificateSource
+from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.host.certs.source import (
     CertificateError,
-    CertMaterial,
     certificate_problems,
     covers,
     load_certificate,
     source_paths,
 )
-from gitops_mail.manifest import CertificateSource
-from gitops_mail.problems import Problem, Severity
 
 HOST = "mail.example.com"
 LINE = 9
@@ -440,8 +440,8 @@ def test_symlink_loop_cannot_be_read(tmp_path, key):
 
 _UNREADABLE_CHILD = """
 import os
-from gitops_mail.certsource import CertificateError, load_certificate
-from gitops_mail.manifest import CertificateSource
+from gitops_mail.host.certs.source import CertificateError, load_certificate
+from gitops_mail.core.manifest.model import CertificateSource
 if os.geteuid() == 0:  # root reads anything: become nobody, keeping the cwd
     os.setgroups([])
     os.setgid(65534)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
 
-from gitops_mail import cli
-from gitops_mail.cli import main
+from gitops_mail.cli import main as cli
+from gitops_mail.cli.main import main
+from gitops_mail.core.formats.users.db import parse_users
 from gitops_mail.errors import RepoError
-from gitops_mail.formats.users import parse_users
 
 UTIL = Path("/usr/bin/chasquid-util")
 needs_util = pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util")

@@ -7,12 +7,20 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gitops_mail import gitrepo
-from gitops_mail.commitback import BOT, CommitBack, commit_back, commit_message, is_own_commit
-from gitops_mail.hostconfig import HostSettings
-from gitops_mail.snapshot import Entry
-from gitops_mail.state import State, load_state
-from gitops_mail.zonefile import render_zones
+from gitops_mail.core.dns.zone import render_zones
+from gitops_mail.core.snapshot import Entry
+from gitops_mail.core.state import State, load_state
+from gitops_mail.daemon.commitback import (
+    BOT,
+    CommitBack,
+    commit_back,
+    commit_message,
+    is_own_commit,
+)
+from gitops_mail.git import plumbing as gitplumbing
+from gitops_mail.git import read as gitread
+from gitops_mail.git import write as gitwrite
+from gitops_mail.host.settings import HostSettings
 
 MANIFEST = """\
 version: 1
@@ -40,7 +48,7 @@ def subject_and_body(revision: str) -> str:
 
 
 def state_of(repo: Path, rev: str) -> State:
-    return load_state(gitrepo.read_revision(repo, rev))
+    return load_state(gitread.read_revision(repo, rev))
 
 
 def history(repo: Path, git_run, rev: str = "main") -> list[str]:
@@ -117,9 +125,9 @@ def test_commits_the_zone_once_then_finds_nothing_to_do(origin, local, pushed, g
     assert first.result == "committed"
     assert first.commit is not None
     assert first.reason == f"committed {ZONE} as {first.commit[:7]}"
-    assert gitrepo.resolve_revision(origin.path, "main") == first.commit
-    assert gitrepo.parent_revision(origin.path, first.commit) == pushed
-    files = gitrepo.read_revision(origin.path, first.commit).files
+    assert gitplumbing.resolve_revision(origin.path, "main") == first.commit
+    assert gitread.parent_revision(origin.path, first.commit) == pushed
+    files = gitread.read_revision(origin.path, first.commit).files
     assert files[ZONE] == Entry(render_zones(state)[ZONE])
     assert git_run(origin.path, "log", "-1", "--format=%B", first.commit) == (
         subject_and_body(pushed) + "\n"
@@ -138,7 +146,7 @@ def test_commits_the_zone_once_then_finds_nothing_to_do(origin, local, pushed, g
         "unchanged", None, f"{tip[:7]} already holds the generated files"
     )
     assert sleeps.calls == []  # a moved branch is read again at once
-    assert gitrepo.resolve_revision(origin.path, "main") == tip
+    assert gitplumbing.resolve_revision(origin.path, "main") == tip
 
 
 def test_a_push_from_another_clone_meanwhile_is_kept(origin, local, pushed, other, git_run):
@@ -155,7 +163,7 @@ def test_a_push_from_another_clone_meanwhile_is_kept(origin, local, pushed, othe
         f"{theirs} Test Author|theirs",
         f"{pushed} Test Author|conf",
     ]
-    files = gitrepo.read_revision(origin.path, "main").files
+    files = gitread.read_revision(origin.path, "main").files
     assert files["chasquid/domains/example.com/aliases"].data == b"postmaster: bob@example.org\n"
 
 
@@ -171,7 +179,7 @@ def test_a_tip_that_changed_the_manifest_supersedes_the_commit(origin, local, pu
         f"{theirs[:7]} changed gitops-mail.yaml or chasquid/chasquid.conf: its own reconcile"
         " commits",
     )
-    assert gitrepo.resolve_revision(origin.path, "main") == theirs
+    assert gitplumbing.resolve_revision(origin.path, "main") == theirs
 
 
 def test_a_zone_for_a_domain_no_longer_in_the_manifest_is_removed(
@@ -187,11 +195,11 @@ def test_a_zone_for_a_domain_no_longer_in_the_manifest_is_removed(
     done = commit_back(local, state_of(origin.path, revision), revision)
 
     assert done.result == "committed"
-    assert gitrepo.changed_paths(origin.path, revision, "main") == [
+    assert gitread.changed_paths(origin.path, revision, "main") == [
         "dns/example.com.zone",
         "dns/example.org.zone",
     ]
-    files = gitrepo.read_revision(origin.path, "main").files
+    files = gitread.read_revision(origin.path, "main").files
     assert "dns/example.com.zone" not in files
     assert files["dns/other.example.zone"].data == handmade.encode()
     assert git_run(origin.path, "log", "-1", "--format=%s") == (
@@ -212,14 +220,14 @@ def test_git_failures_come_back_as_failed(tmp_path, pushed, origin):
 
 def test_poll_mode_pushes_the_commit(tmp_path, origin, pushed, git_run):
     host = poll_host(tmp_path, origin, git_run, "host")
-    assert gitrepo.fetch(host.repo, str(origin.path), "main") == pushed
+    assert gitwrite.fetch(host.repo, str(origin.path), "main") == pushed
 
     done = commit_back(host, state_of(host.repo, pushed), pushed)
 
     assert done.result == "committed"
     assert done.commit is not None
     assert done.reason == f"committed {ZONE} as {done.commit[:7]} and pushed"
-    assert gitrepo.resolve_revision(origin.path, "main") == done.commit
+    assert gitplumbing.resolve_revision(origin.path, "main") == done.commit
 
 
 def test_two_hosts_render_the_same_bytes_and_commit_once(
@@ -228,7 +236,7 @@ def test_two_hosts_render_the_same_bytes_and_commit_once(
     one = poll_host(tmp_path, origin, git_run, "one")
     two = poll_host(tmp_path, origin, git_run, "two")
     for host in (one, two):
-        gitrepo.fetch(host.repo, str(origin.path), "main")
+        gitwrite.fetch(host.repo, str(origin.path), "main")
     states = [state_of(host.repo, pushed) for host in (one, two)]
     assert render_zones(states[0]) == render_zones(states[1])
 
@@ -252,12 +260,12 @@ def test_two_hosts_render_the_same_bytes_and_commit_once(
         "gitops-mail|dns: update generated records for example.com [skip ci]",
         "Test Author|conf",
     ]
-    assert gitrepo.resolve_revision(two.repo, "main") == first.commit
+    assert gitplumbing.resolve_revision(two.repo, "main") == first.commit
 
 
 def test_poll_mode_rebuilds_on_a_push_it_lost_to(tmp_path, origin, pushed, other, git_run):
     host = poll_host(tmp_path, origin, git_run, "host")
-    gitrepo.fetch(host.repo, str(origin.path), "main")
+    gitwrite.fetch(host.repo, str(origin.path), "main")
     theirs = other()
 
     done = commit_back(host, state_of(host.repo, pushed), pushed, sleep=Sleeps())
@@ -272,7 +280,7 @@ def test_poll_mode_rebuilds_on_a_push_it_lost_to(tmp_path, origin, pushed, other
 
 def test_poll_mode_gives_up_when_the_remote_keeps_moving(tmp_path, origin, pushed, other, git_run):
     host = poll_host(tmp_path, origin, git_run, "host")
-    gitrepo.fetch(host.repo, str(origin.path), "main")
+    gitwrite.fetch(host.repo, str(origin.path), "main")
     theirs: list[str] = []
     other_push = lambda: theirs.append(other())  # noqa: E731 - the race, during each backoff
     other_push()
@@ -284,13 +292,13 @@ def test_poll_mode_gives_up_when_the_remote_keeps_moving(tmp_path, origin, pushe
     assert len(sleeps.calls) == 3
     for seconds, base in zip(sleeps.calls, (1.0, 2.0, 4.0), strict=True):
         assert base * 0.5 <= seconds <= base
-    assert gitrepo.resolve_revision(origin.path, "main") == theirs[-1]
+    assert gitplumbing.resolve_revision(origin.path, "main") == theirs[-1]
     assert all(" gitops-mail|" not in line for line in history(origin.path, git_run))
 
 
 def test_poll_mode_push_failure_is_reported(tmp_path, origin, pushed, git_run):
     host = poll_host(tmp_path, origin, git_run, "host")
-    gitrepo.fetch(host.repo, str(origin.path), "main")
+    gitwrite.fetch(host.repo, str(origin.path), "main")
     gone = HostSettings(
         path=host.path, repo=host.repo, remote=str(tmp_path / "gone.git"), state_dir=host.state_dir
     )
@@ -300,7 +308,7 @@ def test_poll_mode_push_failure_is_reported(tmp_path, origin, pushed, git_run):
     assert done.result == "failed"
     assert done.commit is None
     assert done.reason.startswith(f"git push of main to {tmp_path / 'gone.git'} failed: ")
-    assert gitrepo.resolve_revision(origin.path, "main") == pushed
+    assert gitplumbing.resolve_revision(origin.path, "main") == pushed
 
 
 # --- is_own_commit ------------------------------------------------------------
@@ -317,18 +325,18 @@ def test_own_commits_are_recognised(origin, local, workdir, pushed):
     assert is_own_commit(workdir.path, by_a_person) is False
 
     aliases = {"chasquid/domains/example.com/aliases": b"postmaster: eve@example.org\n"}
-    forged = gitrepo.commit_files(origin.path, "main", done.commit, aliases, "m", author=BOT)
+    forged = gitwrite.commit_files(origin.path, "main", done.commit, aliases, "m", author=BOT)
     assert is_own_commit(origin.path, forged) is False  # the bot's name, but not its paths
 
     mixed = {ZONE: b"; x\n", "chasquid/chasquid.conf": b'hostname: "mx.example.com"\n'}
-    both = gitrepo.commit_files(origin.path, "main", forged, mixed, "m", author=BOT)
+    both = gitwrite.commit_files(origin.path, "main", forged, mixed, "m", author=BOT)
     assert is_own_commit(origin.path, both) is False
 
 
 def test_a_first_commit_is_never_own(tmp_path, make_repo, git_run):
     repo = make_repo(tmp_path, {ZONE: "; zone\n"}, bare=True)
     git_run(repo, "config", "user.name", "gitops-mail")
-    root = gitrepo.resolve_revision(repo, "main")
+    root = gitplumbing.resolve_revision(repo, "main")
     assert is_own_commit(repo, root) is False
 
 
@@ -337,7 +345,7 @@ def test_another_bot_identity(origin, pushed):
     settings = HostSettings(path=origin.path / "h.yaml", repo=origin.path)
     done = commit_back(settings, state_of(origin.path, pushed), pushed, author=robot)
     assert done.commit is not None
-    assert gitrepo.commit_author(origin.path, done.commit) == robot
+    assert gitread.commit_author(origin.path, done.commit) == robot
     assert is_own_commit(origin.path, done.commit, author=robot) is True
     assert is_own_commit(origin.path, done.commit) is False
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.conf import check_config
-from gitops_mail.formats.chasquid_conf import (
+from gitops_mail.core.checks.conf import check_config
+from gitops_mail.core.formats.chasquid_conf import (
     FIELD_MIN_VERSION,
     ChasquidConfig,
     config_changes,

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gitops_mail import gitrepo
+from gitops_mail.core.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, Entry
 from gitops_mail.errors import CommandError, GitopsMailError, RepoError
-from gitops_mail.snapshot import (
-    MODE_EXEC,
-    MODE_FILE,
-    MODE_GITLINK,
-    MODE_SYMLINK,
-    Entry,
-)
+from gitops_mail.git import plumbing as gitplumbing
+from gitops_mail.git import read as gitread
+from gitops_mail.git import write as gitwrite
 
 FILES = {
     "gitops-mail.yaml": "version: 1\n",
@@ -28,8 +24,8 @@ FILES = {
 def test_read_head_of_a_work_tree_and_of_a_bare_repo(tmp_path, make_repo):
     for bare in (False, True):
         repo = make_repo(tmp_path / str(bare), FILES, bare=bare)
-        snapshot = gitrepo.read_revision(repo)
-        head = gitrepo.resolve_revision(repo, "HEAD")
+        snapshot = gitread.read_revision(repo)
+        head = gitplumbing.resolve_revision(repo, "HEAD")
         assert len(head) == 40
         assert snapshot.revision == head
         assert snapshot.source == f"HEAD ({head[:7]})"
@@ -51,31 +47,31 @@ def test_read_older_revision_branch_and_short_id(workdir):
     second = workdir.commit({"a": "two\n", "b": "new\n"}, "second")
     workdir.git("tag", "v1", first)
 
-    assert gitrepo.read_revision(workdir.path).files == {"a": Entry(b"two\n"), "b": Entry(b"new\n")}
+    assert gitread.read_revision(workdir.path).files == {"a": Entry(b"two\n"), "b": Entry(b"new\n")}
     for rev in ("HEAD~1", "old-state", first[:8], "v1", first):
-        snapshot = gitrepo.read_revision(workdir.path, rev)
+        snapshot = gitread.read_revision(workdir.path, rev)
         assert snapshot.files == {"a": Entry(b"one\n")}
         assert snapshot.revision == first
         assert snapshot.source == f"{rev} ({first[:7]})"
-    assert gitrepo.resolve_revision(workdir.path, "main") == second
+    assert gitplumbing.resolve_revision(workdir.path, "main") == second
 
 
 def test_repo_may_be_a_subdirectory_of_the_work_tree(workdir):
     workdir.commit({"top": "t\n", "sub/deeper/file": "f\n"})
     inner = workdir.path / "sub" / "deeper"
 
-    assert set(gitrepo.read_revision(inner).files) == {"top", "sub/deeper/file"}
-    assert gitrepo.repo_toplevel(inner) == workdir.path
-    assert gitrepo.is_bare(inner) is False
+    assert set(gitread.read_revision(inner).files) == {"top", "sub/deeper/file"}
+    assert gitplumbing.repo_toplevel(inner) == workdir.path
+    assert gitplumbing.is_bare(inner) is False
 
 
 def test_bare_repo_toplevel_is_its_git_dir(origin, workdir):
     workdir.commit({"a": "x"})
     workdir.push()
 
-    assert gitrepo.is_bare(origin.path) is True
-    assert gitrepo.repo_toplevel(origin.path) == origin.path
-    assert gitrepo.read_revision(origin.path, "main").files == {"a": Entry(b"x")}
+    assert gitplumbing.is_bare(origin.path) is True
+    assert gitplumbing.repo_toplevel(origin.path) == origin.path
+    assert gitread.read_revision(origin.path, "main").files == {"a": Entry(b"x")}
 
 
 def test_modes_exec_symlink_and_submodule(workdir):
@@ -89,7 +85,7 @@ def test_modes_exec_symlink_and_submodule(workdir):
     workdir.git("update-index", "--add", "--cacheinfo", f"160000,{module_commit},vendor/module")
     workdir.git("commit", "--quiet", "-m", "submodule")
 
-    files = gitrepo.read_revision(workdir.path).files
+    files = gitread.read_revision(workdir.path).files
     assert files == {
         "hooks/post-data": Entry(b"#!/bin/sh\n", MODE_EXEC),
         "link": Entry(b"../../etc/passwd", MODE_SYMLINK),
@@ -111,7 +107,7 @@ def test_contents_survive_byte_for_byte(workdir):
     }
     workdir.commit(tricky)
 
-    files = gitrepo.read_revision(workdir.path).files
+    files = gitread.read_revision(workdir.path).files
     assert {path: entry.data for path, entry in files.items()} == tricky
 
 
@@ -120,7 +116,7 @@ def test_non_utf8_file_names_round_trip(workdir):
     (workdir.path / os.fsdecode(raw)).write_bytes(b"x")
     workdir.commit({})
 
-    files = gitrepo.read_revision(workdir.path).files
+    files = gitread.read_revision(workdir.path).files
     assert [os.fsencode(path) for path in files] == [raw]
 
 
@@ -132,7 +128,7 @@ def test_the_working_tree_is_never_read(workdir):
     (workdir.path / "staged").write_text("s\n")
     workdir.git("add", "staged")
 
-    assert gitrepo.read_revision(workdir.path).files == {
+    assert gitread.read_revision(workdir.path).files == {
         "a": Entry(b"committed\n"),
         "gone": Entry(b"still here\n"),
     }
@@ -142,7 +138,7 @@ def test_unknown_revision(workdir):
     workdir.commit({"a": "x"})
     for rev in ("no-such-branch", "-h", "HEAD:a", "deadbeef"):
         with pytest.raises(RepoError) as caught:
-            gitrepo.read_revision(workdir.path, rev)
+            gitread.read_revision(workdir.path, rev)
         assert caught.value.message == f"no revision {rev!r} in {workdir.path}"
         assert caught.value.hint == (
             "check the name with `git log --oneline`, or `git fetch` first if it is remote"
@@ -153,7 +149,7 @@ def test_not_a_git_repository(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     for path in (plain, tmp_path / "missing"):
-        for call in (gitrepo.read_revision, gitrepo.repo_toplevel, gitrepo.is_bare):
+        for call in (gitread.read_revision, gitplumbing.repo_toplevel, gitplumbing.is_bare):
             with pytest.raises(RepoError) as caught:
                 call(path)
             assert caught.value.message == f"{path} is not a git repository"
@@ -165,13 +161,13 @@ def test_not_a_git_repository(tmp_path):
 def test_relative_paths_are_shown_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RepoError, match=rf"^{tmp_path} is not a git repository$"):
-        gitrepo.read_revision(Path("."))
+        gitread.read_revision(Path("."))
 
 
 def test_empty_repository(origin, workdir):
     for repo in (origin.path, workdir.path):
         with pytest.raises(RepoError) as caught:
-            gitrepo.read_revision(repo)
+            gitread.read_revision(repo)
         assert caught.value.message == f"{repo} has no commits yet"
         assert caught.value.hint == (
             "commit something first, or use --worktree to read the files on disk"
@@ -184,7 +180,7 @@ def test_repo_owned_by_another_user_is_explained(tmp_path, make_repo):
     subprocess.run(["chown", "-R", "65534:65534", str(repo)], check=True)
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.read_revision(repo)
+        gitread.read_revision(repo)
     assert caught.value.message == f"git refuses to read {repo}: it belongs to another user"
     assert caught.value.hint == (
         f"if you trust it, run: git config --global --add safe.directory {repo}"
@@ -196,7 +192,7 @@ def test_git_missing_is_a_command_error(tmp_path, make_repo, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
 
     with pytest.raises(CommandError) as caught:
-        gitrepo.read_revision(repo)
+        gitread.read_revision(repo)
     assert caught.value.argv[0] == "git"
     assert caught.value.returncode == 127
     assert caught.value.hint == "is git installed?"
@@ -208,7 +204,7 @@ def test_hook_variables_do_not_redirect_reads(tmp_path, make_repo, monkeypatch):
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
     monkeypatch.setenv("GIT_WORK_TREE", str(other))
 
-    assert gitrepo.read_revision(repo).files == {"a": Entry(b"one")}
+    assert gitread.read_revision(repo).files == {"a": Entry(b"one")}
 
 
 def test_changed_paths(workdir):
@@ -217,7 +213,7 @@ def test_changed_paths(workdir):
     (workdir.path / "move").rename(workdir.path / "moved")
     new = workdir.commit({"edit": "2", "drop": None, "added/deep": "n"})
 
-    assert gitrepo.changed_paths(workdir.path, old, new) == [
+    assert gitread.changed_paths(workdir.path, old, new) == [
         "added/deep",
         "drop",
         "edit",
@@ -225,16 +221,16 @@ def test_changed_paths(workdir):
         "move",
         "moved",
     ]
-    assert gitrepo.changed_paths(workdir.path, new, new) == []
+    assert gitread.changed_paths(workdir.path, new, new) == []
 
 
 def test_parent_revision(workdir):
     first = workdir.commit({"a": "1"})
     second = workdir.commit({"a": "2"})
 
-    assert gitrepo.parent_revision(workdir.path, "HEAD") == first
-    assert gitrepo.parent_revision(workdir.path, second[:7]) == first
-    assert gitrepo.parent_revision(workdir.path, first) is None
+    assert gitread.parent_revision(workdir.path, "HEAD") == first
+    assert gitread.parent_revision(workdir.path, second[:7]) == first
+    assert gitread.parent_revision(workdir.path, first) is None
 
 
 def test_merge_base(workdir):
@@ -246,9 +242,9 @@ def test_merge_base(workdir):
     workdir.git("checkout", "--quiet", "--orphan", "unrelated")
     unrelated = workdir.commit({"d": "4"})
 
-    assert gitrepo.merge_base(workdir.path, "feature", "main") == base
-    assert gitrepo.merge_base(workdir.path, feature, main) == base
-    assert gitrepo.merge_base(workdir.path, "main", unrelated) is None
+    assert gitread.merge_base(workdir.path, "feature", "main") == base
+    assert gitread.merge_base(workdir.path, feature, main) == base
+    assert gitread.merge_base(workdir.path, "main", unrelated) is None
 
 
 def test_init_repo_writes_modes_and_commits(tmp_path):
@@ -259,9 +255,9 @@ def test_init_repo_writes_modes_and_commits(tmp_path):
     }
     target = tmp_path / "new" / "conf"
 
-    commit = gitrepo.init_repo(target, files, "Scaffold", branch="trunk")
+    commit = gitwrite.init_repo(target, files, "Scaffold", branch="trunk")
 
-    snapshot = gitrepo.read_revision(target, "trunk")
+    snapshot = gitread.read_revision(target, "trunk")
     assert snapshot.revision == commit
     assert snapshot.files == files
     assert (target / "chasquid/hooks/post-data").stat().st_mode & 0o777 == 0o755
@@ -275,17 +271,17 @@ def test_init_repo_writes_modes_and_commits(tmp_path):
 
 
 def test_init_repo_in_an_existing_empty_directory(tmp_path):
-    gitrepo.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
+    gitwrite.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
 
-    assert gitrepo.read_revision(tmp_path).files == {"a": Entry(b"x")}
-    assert gitrepo.repo_toplevel(tmp_path) == tmp_path
+    assert gitread.read_revision(tmp_path).files == {"a": Entry(b"x")}
+    assert gitplumbing.repo_toplevel(tmp_path) == tmp_path
 
 
 def test_init_repo_refuses_a_non_empty_directory(tmp_path):
     (tmp_path / "keep").write_text("mine\n")
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
+        gitwrite.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
     assert caught.value.message == f"{tmp_path} is not empty"
     assert caught.value.hint == "choose a new or empty directory so nothing there is overwritten"
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
@@ -295,14 +291,14 @@ def test_init_repo_refuses_a_non_empty_directory(tmp_path):
 def test_init_repo_leaves_nothing_behind_on_a_bad_path(tmp_path):
     target = tmp_path / "conf"
     with pytest.raises(GitopsMailError) as caught:
-        gitrepo.init_repo(target, {"ok": Entry(b"x"), "../escape": Entry(b"y")}, "init")
+        gitwrite.init_repo(target, {"ok": Entry(b"x"), "../escape": Entry(b"y")}, "init")
     assert (
         caught.value.message == f"refusing to write '../escape': it is not a path inside {target}"
     )
     assert list(tmp_path.iterdir()) == []
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.init_repo(target, {".git/hooks/post-commit": Entry(b"x", MODE_EXEC)}, "init")
+        gitwrite.init_repo(target, {".git/hooks/post-commit": Entry(b"x", MODE_EXEC)}, "init")
     assert caught.value.message == (
         "refusing to write '.git/hooks/post-commit': git's own directory cannot be part of a commit"
     )
@@ -312,7 +308,7 @@ def test_init_repo_leaves_nothing_behind_on_a_bad_path(tmp_path):
 def test_init_repo_with_a_bad_branch_name_leaves_nothing(tmp_path):
     target = tmp_path / "conf"
     with pytest.raises(RepoError) as caught:
-        gitrepo.init_repo(target, {"a": Entry(b"x")}, "init", branch="bad..name")
+        gitwrite.init_repo(target, {"a": Entry(b"x")}, "init", branch="bad..name")
     assert caught.value.message == (
         f"git init failed in {target}: fatal: invalid initial branch name: 'bad..name'"
     )
@@ -325,7 +321,7 @@ def test_commit_identity_falls_back_when_none_is_configured(tmp_path, monkeypatc
             monkeypatch.delenv(f"GIT_{role}_{variable}")
     monkeypatch.delenv("EMAIL", raising=False)
 
-    gitrepo.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
+    gitwrite.init_repo(tmp_path, {"a": Entry(b"x")}, "init")
 
     expected = "gitops-mail <gitops-mail@localhost>"
     assert _git_log(tmp_path, "%an <%ae>|%cn <%ce>") == f"{expected}|{expected}"
@@ -338,7 +334,7 @@ def test_configured_identity_wins(tmp_path, monkeypatch, git_run):
     git_run(tmp_path, "config", "--global", "user.name", "Ada")
     git_run(tmp_path, "config", "--global", "user.email", "ada@example.com")
 
-    gitrepo.init_repo(tmp_path / "conf", {"a": Entry(b"x")}, "init")
+    gitwrite.init_repo(tmp_path / "conf", {"a": Entry(b"x")}, "init")
 
     assert _git_log(tmp_path / "conf", "%an <%ae>") == "Ada <ada@example.com>"
 
@@ -353,10 +349,10 @@ def test_commit_paths_commits_only_the_named_paths(workdir):
     workdir.git("add", "aliases")
 
     paths = ["users", "added", "gone"]
-    commit = gitrepo.commit_paths(workdir.path, paths, "users: add i@example.com")
+    commit = gitwrite.commit_paths(workdir.path, paths, "users: add i@example.com")
 
     assert commit == workdir.git("rev-parse", "HEAD").strip()
-    assert gitrepo.changed_paths(workdir.path, "HEAD~1", "HEAD") == ["added", "gone", "users"]
+    assert gitread.changed_paths(workdir.path, "HEAD~1", "HEAD") == ["added", "gone", "users"]
     assert _git_log(workdir.path, "%s") == "users: add i@example.com"
     status = workdir.git("status", "--porcelain").splitlines()
     assert status == ["M  aliases", " M other"]
@@ -367,9 +363,9 @@ def test_commit_paths_from_a_subdirectory(workdir):
     domain = workdir.path / "chasquid" / "domains" / "example.com"
     (domain / "users").write_text("new\n")
 
-    gitrepo.commit_paths(domain, ["chasquid/domains/example.com/users"], "users")
+    gitwrite.commit_paths(domain, ["chasquid/domains/example.com/users"], "users")
 
-    assert gitrepo.read_revision(workdir.path).data("chasquid/domains/example.com/users") == (
+    assert gitread.read_revision(workdir.path).data("chasquid/domains/example.com/users") == (
         b"new\n"
     )
 
@@ -379,7 +375,7 @@ def test_commit_paths_with_nothing_changed(workdir):
     head = workdir.git("rev-parse", "HEAD")
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.commit_paths(workdir.path, ["users"], "noop")
+        gitwrite.commit_paths(workdir.path, ["users"], "noop")
     assert caught.value.message == f"nothing to commit: users unchanged in {workdir.path}"
     assert workdir.git("rev-parse", "HEAD") == head
 
@@ -387,15 +383,15 @@ def test_commit_paths_with_nothing_changed(workdir):
 def test_commit_paths_makes_the_first_commit_of_an_empty_clone(workdir):
     (workdir.path / "users").write_text("first\n")
 
-    commit = gitrepo.commit_paths(workdir.path, ["users"], "first")
+    commit = gitwrite.commit_paths(workdir.path, ["users"], "first")
 
-    assert gitrepo.read_revision(workdir.path, commit).files == {"users": Entry(b"first\n")}
-    assert gitrepo.parent_revision(workdir.path) is None
+    assert gitread.read_revision(workdir.path, commit).files == {"users": Entry(b"first\n")}
+    assert gitread.parent_revision(workdir.path) is None
 
 
 def test_commit_paths_needs_a_work_tree(origin):
     with pytest.raises(RepoError) as caught:
-        gitrepo.commit_paths(origin.path, ["users"], "x")
+        gitwrite.commit_paths(origin.path, ["users"], "x")
     assert caught.value.message == f"{origin.path} has no working tree to commit from"
     assert caught.value.hint == "run this in a checkout (git clone) of the conf repo"
 
@@ -404,7 +400,7 @@ def test_commit_paths_reports_git_errors(workdir):
     workdir.commit({"a": "x"})
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.commit_paths(workdir.path, ["no-such-file"], "x")
+        gitwrite.commit_paths(workdir.path, ["no-such-file"], "x")
     assert caught.value.message == (
         f"git add failed in {workdir.path}: fatal: pathspec 'no-such-file' did not match any files"
     )
@@ -424,16 +420,16 @@ def test_a_base_read_after_its_child_shares_only_what_is_the_same(workdir):
     base = workdir.commit({**tree, "top": "old\n", "gone/x": "x\n"}, "base")
     tip = workdir.commit({"d1/sub/f2": "changed\n", "top": None, "gone/x": None, "new": "n\n"})
 
-    assert set(gitrepo.read_revision(workdir.path, tip).files) == {*tree, "new"}
-    assert gitrepo.parent_revision(workdir.path, tip) == base
-    again = gitrepo.read_revision(workdir.path, base)
+    assert set(gitread.read_revision(workdir.path, tip).files) == {*tree, "new"}
+    assert gitread.parent_revision(workdir.path, tip) == base
+    again = gitread.read_revision(workdir.path, base)
 
     assert again.files == {path: Entry(data.encode()) for path, data in tree.items()} | {
         "top": Entry(b"old\n"),
         "gone/x": Entry(b"x\n"),
     }
     assert list(again.files) == workdir.git("ls-tree", "-r", "--name-only", base).split()
-    assert gitrepo.parent_revision(workdir.path, base) is None
+    assert gitread.parent_revision(workdir.path, base) is None
 
 
 def test_a_missing_object_is_a_damaged_repo(workdir):
@@ -442,7 +438,7 @@ def test_a_missing_object_is_a_damaged_repo(workdir):
     (workdir.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
 
     with pytest.raises(RepoError) as caught:
-        gitrepo.read_revision(workdir.path)
+        gitread.read_revision(workdir.path)
 
     assert caught.value.message == f"object {blob} is missing from {workdir.path}"
     assert caught.value.hint == (
@@ -458,7 +454,7 @@ def test_a_sha256_repository(tmp_path, git_run):
     git_run(repo, "add", "--all")
     git_run(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "m")
 
-    snapshot = gitrepo.read_revision(repo)
+    snapshot = gitread.read_revision(repo)
 
     assert snapshot.files == {"dir/file": Entry(b"x\n")}
     assert snapshot.revision is not None and len(snapshot.revision) == 64

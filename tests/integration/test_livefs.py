@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.livetree import CHASQUID_GID, TreeEntry, apply, entry, tree_state, users
 
+from gitops_mail.core.tree import FileSpec
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.livefs import FAULT_ENV, Change, Drift, FileSpec, LiveDir
+from gitops_mail.host.livefs.configdir import FAULT_ENV, LiveDir
+from gitops_mail.host.livefs.scan import Change, Drift
 
 # --- helpers -------------------------------------------------------------------
 
@@ -389,7 +391,8 @@ def test_swap_of_a_discarded_stage_is_refused(live, config):
 CHILD = """
 import json, sys
 from pathlib import Path
-from gitops_mail.livefs import FileSpec, LiveDir
+from gitops_mail.core.tree import FileSpec
+from gitops_mail.host.livefs.configdir import LiveDir
 config, state, spec, action = sys.argv[1:]
 tree = {p: FileSpec(d.encode("latin-1"), m, o, g) for p, (d, m, o, g) in json.loads(spec).items()}
 live = LiveDir(Path(config), Path(state))

@@ -11,9 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_mail.core.snapshot import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_GITLINK,
+    MODE_OTHER,
+    MODE_SYMLINK,
+    Entry,
+)
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.localfs import atomic_write, read_directory, write_tree
-from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_OTHER, MODE_SYMLINK, Entry
+from gitops_mail.host.localfs import atomic_write, read_directory, write_tree
 
 
 def test_read_directory_sees_links_exec_bits_fifos_and_empty_dirs(tmp_path):
@@ -81,7 +88,7 @@ _UNREADABLE_CHILD = """
 import os
 from pathlib import Path
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.localfs import read_directory
+from gitops_mail.host.localfs import read_directory
 if os.geteuid() == 0:  # root reads anything: become nobody, keeping the cwd
     os.setgroups([])
     os.setgid(65534)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.lock import LockHeld, state_lock
+from gitops_mail.host.lock import LockHeld, state_lock
 
 DEADLINE = 20.0  # seconds; only reached when something is broken
 DIR_HINT = "check state_dir in the host settings: it must be a directory this user can write"
@@ -25,7 +25,7 @@ DIR_HINT = "check state_dir in the host settings: it must be a directory this us
 _HOLDER = """
 import subprocess, sys
 from pathlib import Path
-from gitops_mail.lock import state_lock
+from gitops_mail.host.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     if sys.argv[2:] == ["spawn"]:
         child = subprocess.Popen(["sleep", "1000"], close_fds=False)
@@ -183,7 +183,7 @@ _TRY = """
 import sys
 from pathlib import Path
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.lock import state_lock
+from gitops_mail.host.lock import state_lock
 try:
     with state_lock(Path(sys.argv[1]), wait=False):
         print("locked")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gitops_mail import livescan
-from gitops_mail.errors import GitopsMailError, InvalidConfig
-from gitops_mail.metrics import (
+from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
+from gitops_mail.core.plan.model import Action, Plan
+from gitops_mail.daemon.metrics import (
     COMMIT_BACK_RESULTS,
     DRIFT_KINDS,
     RESULTS,
@@ -20,8 +20,8 @@ from gitops_mail.metrics import (
     Metrics,
     parse_address,
 )
-from gitops_mail.plan import Action, Plan
-from gitops_mail.transaction import ApplyFailed, Outcome, Superseded
+from gitops_mail.errors import GitopsMailError, InvalidConfig
+from gitops_mail.host.livefs import scan as livescan
 
 REV = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 REV2 = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"

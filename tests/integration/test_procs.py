@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_mail import procs
 from gitops_mail.errors import CommandError
+from gitops_mail.host import procs
 
 
 def test_a_conversation_in_turns():

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from support.repo import ALIASES, ALIASES_PATH, MANIFEST, repo_files
 
-from gitops_mail import pushhooks
-from gitops_mail.commands import hooks
+from gitops_mail.apply.store import Attempt, Record, StateStore
+from gitops_mail.cli import hooks
+from gitops_mail.daemon import pushhooks
 from gitops_mail.errors import GitopsMailError, UsageError
-from gitops_mail.statestore import Attempt, Record, StateStore
 
 VALID = repo_files()
 ZERO = "0" * 40
@@ -408,9 +408,10 @@ def test_the_post_receive_hook_imports_neither_git_nor_the_checks(published, ori
     """It starts while the daemon applies: the less it imports, the sooner it can answer."""
     probe = (
         "import sys\n"
-        "from gitops_mail.commands import hooks\n"
+        "from gitops_mail.cli import hooks\n"
         "code = hooks.main(sys.argv[1:])\n"
-        "heavy = ('gitops_mail.gitrepo', 'gitops_mail.checks', 'gitops_mail.state', 'subprocess')\n"
+        "heavy = ('gitops_mail.git.read', 'gitops_mail.core.checks', 'gitops_mail.core.state',"
+        " 'subprocess')\n"
         "print(code, [name for name in heavy if name in sys.modules])\n"
     )
     host.store.record(Attempt(published, stamp(), "unchanged", summary="no change"))
@@ -474,7 +475,7 @@ def test_install_records_the_interpreter_and_the_settings(capsys, origin, host):
     post = origin.path / "hooks" / "post-receive"
     assert post.stat().st_mode & 0o777 == 0o755
     assert post.read_text().splitlines()[-1] == (
-        f"exec {sys.executable} -m gitops_mail.commands.hooks post-receive "
+        f"exec {sys.executable} -m gitops_mail.cli.hooks post-receive "
         f"--config {host.settings} --timeout 15"
     )
     pre = (origin.path / "hooks" / "pre-receive").read_text()

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from gitops_mail.commands import supervise
+from gitops_mail.cli import supervise
 from gitops_mail.errors import GitopsMailError, InvalidConfig, UsageError
-from gitops_mail.hostconfig import ChasquidSettings, HostSettings
-from gitops_mail.service import (
+from gitops_mail.host.service import (
     CommandService,
     ServiceError,
     SuperviseService,
@@ -27,6 +26,7 @@ from gitops_mail.service import (
     is_chasquid,
     service_for,
 )
+from gitops_mail.host.settings import ChasquidSettings, HostSettings
 
 FAKE_SYSTEMCTL = """#!/bin/sh
 # Stands in for systemctl: records its arguments, answers as told by files beside it.

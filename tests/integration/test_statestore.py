@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_mail.apply.store import HISTORY_LIMIT, Attempt, Record, StateStore
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.statestore import HISTORY_LIMIT, Attempt, Record, StateStore
 
 HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
 DIR_HINT = "check state_dir in the host settings: it must be a directory this user can write"
@@ -272,7 +272,7 @@ _WRITE = """
 import sys
 from pathlib import Path
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.statestore import Attempt, StateStore
+from gitops_mail.apply.store import Attempt, StateStore
 try:
     StateStore(Path(sys.argv[1])).record(Attempt("b" * 40, "t", "applied"), applied="b" * 40)
 except GitopsMailError as exc:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.users import check_users
-from gitops_mail.formats.users import (
+from gitops_mail.core.checks.users import check_users
+from gitops_mail.core.formats.users.db import (
     Denied,
     InvalidUserName,
     Plain,

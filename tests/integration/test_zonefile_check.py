@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops_mail.snapshot import Entry, Snapshot
-from gitops_mail.state import load_state
-from gitops_mail.zonefile import render_zones
+from gitops_mail.core.dns.zone import render_zones
+from gitops_mail.core.snapshot import Entry, Snapshot
+from gitops_mail.core.state import load_state
 
 CHECKZONE = shutil.which("named-checkzone")
 COMPILEZONE = shutil.which("named-compilezone")

@@ -9,7 +9,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from gitops_mail.livefs import FileSpec, LiveDir
+from gitops_mail.core.tree import FileSpec
+from gitops_mail.host.livefs.configdir import LiveDir
 
 CHASQUID_GID = grp.getgrnam("chasquid").gr_gid
 TreeEntry = tuple[str, int, int, int, bytes]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gitops_mail.snapshot import Entry, Snapshot
+from gitops_mail.core.snapshot import Entry, Snapshot
 
 MANIFEST_PATH = "gitops-mail.yaml"
 CONF_PATH = "chasquid/chasquid.conf"

@@ -16,12 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.repo import snapshot
 
-from gitops_mail.livefs import Change, DesiredTree, LiveDir
-from gitops_mail.plan import Action
-from gitops_mail.reconcile import action_for
-from gitops_mail.render import render_tree
-from gitops_mail.snapshot import MODE_EXEC, Entry
-from gitops_mail.state import load_state
+from gitops_mail.apply.reconcile import action_for
+from gitops_mail.core.plan.model import Action
+from gitops_mail.core.render import render_tree
+from gitops_mail.core.snapshot import MODE_EXEC, Entry
+from gitops_mail.core.state import load_state
+from gitops_mail.core.tree import DesiredTree
+from gitops_mail.host.livefs.configdir import LiveDir
+from gitops_mail.host.livefs.scan import Change
 
 LIVE_DOMAIN = "example.com"
 NEW_DOMAIN = "example.org"

@@ -16,12 +16,17 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.alias_graph import LOOPING, AliasGraph
-from gitops_mail.formats.aliases import RECURSION_LIMIT, DomainAliases, Resolver, parse_aliases
-from gitops_mail.plan import make_plan
-from gitops_mail.plan_mail import format_resolution
-from gitops_mail.snapshot import Entry, Snapshot
-from gitops_mail.state import State, load_state
+from gitops_mail.core.checks.graph import LOOPING, AliasGraph
+from gitops_mail.core.formats.aliases.parse import (
+    RECURSION_LIMIT,
+    DomainAliases,
+    Resolver,
+    parse_aliases,
+)
+from gitops_mail.core.plan.mail import format_resolution
+from gitops_mail.core.plan.make import make_plan
+from gitops_mail.core.snapshot import Entry, Snapshot
+from gitops_mail.core.state import State, load_state
 
 DOMAINS = ["d.test", "e.test", "f.test"]
 USERS = {"d.test": {"u", "a"}, "e.test": {"u"}, "f.test": set[str]()}

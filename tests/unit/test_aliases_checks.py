@@ -8,16 +8,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.alias_graph import LOOPING, AliasGraph, graph_problems
-from gitops_mail.checks.aliases import check_aliases
-from gitops_mail.formats.aliases import (
+from gitops_mail.core.checks.aliases import check_aliases
+from gitops_mail.core.checks.graph import LOOPING, AliasGraph, graph_problems
+from gitops_mail.core.formats.aliases.parse import (
     RECURSION_LIMIT,
     AliasFile,
     DomainAliases,
     Resolver,
     parse_aliases,
 )
-from gitops_mail.problems import Problem, Severity
+from gitops_mail.core.problems import Problem, Severity
 
 
 def path(domain: str) -> str:

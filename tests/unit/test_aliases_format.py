@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.formats.aliases import (
+from gitops_mail.core.formats.aliases.parse import (
     MAX_LINE_BYTES,
     Alias,
     AliasFile,
@@ -20,7 +20,7 @@ from gitops_mail.formats.aliases import (
     Resolver,
     parse_aliases,
 )
-from gitops_mail.problems import Problem, Severity
+from gitops_mail.core.problems import Problem, Severity
 
 PATH = "chasquid/domains/d.test/aliases"
 
@@ -551,7 +551,7 @@ def test_fuzz_resolution_terminates_and_memoising_does_not_change_results(
 def test_a_name_that_is_not_utf8_never_crashes_resolution() -> None:
     # A Latin-1 byte in an alias name: reported by the parser, and resolving
     # addresses of that domain (as plan does) must not raise.
-    from gitops_mail.formats.aliases import (  # noqa: PLC0415 - this test's own names
+    from gitops_mail.core.formats.aliases.parse import (  # noqa: PLC0415 - this test's own names
         DomainAliases,
         Resolver,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.formats.aliases import (
+from gitops_mail.core.formats.aliases.parse import (
     MAX_LINE_BYTES,
     Recipient,
     parse_aliases,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_mail.checks.conf import check_config
-from gitops_mail.formats.chasquid_conf import ChasquidConfig, parse_config
-from gitops_mail.problems import Problem, Severity
+from gitops_mail.core.checks.conf import check_config
+from gitops_mail.core.formats.chasquid_conf import ChasquidConfig, parse_config
+from gitops_mail.core.problems import Problem, Severity
 
 PATH = "chasquid/chasquid.conf"
 GOOD = 'hostname: "mail.example.com"\n'

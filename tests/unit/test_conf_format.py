@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.formats import chasquid_conf, prototext_go, prototext_plain, textproto
-from gitops_mail.formats.chasquid_conf import (
+from gitops_mail.core.formats import chasquid_conf
+from gitops_mail.core.formats.chasquid_conf import (
     DEFAULTS,
     FIELD_MIN_VERSION,
     LISTEN_FIELDS,
@@ -19,7 +19,10 @@ from gitops_mail.formats.chasquid_conf import (
     parse_config,
     render_config,
 )
-from gitops_mail.problems import Problem
+from gitops_mail.core.formats.prototext import go as prototext_go
+from gitops_mail.core.formats.prototext import library as textproto
+from gitops_mail.core.formats.prototext import plain as prototext_plain
+from gitops_mail.core.problems import Problem
 
 PATH = "chasquid/chasquid.conf"
 STRING_HINT = 'a string is in quotes on one line; escapes: \\n \\t \\\\ \\" \\xNN \\NNN \\uNNNN'
@@ -505,7 +508,7 @@ def test_the_plain_reading_covers_common_files_and_leaves_the_rest_to_the_librar
 def test_a_plain_file_does_not_import_the_protobuf_library() -> None:
     code = (
         "import sys\n"
-        "from gitops_mail.formats.chasquid_conf import parse_config\n"
+        "from gitops_mail.core.formats.chasquid_conf import parse_config\n"
         "cfg, problems = parse_config(b'hostname: \"m\"\\nmax_data_size_mb: 9\\n', 'c')\n"
         "assert cfg is not None and cfg.max_data_size_mb == 9, problems\n"
         "assert 'google.protobuf' not in sys.modules\n"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from support.repo import Files, snapshot
 
-from gitops_mail.checks import validate
-from gitops_mail.formats.users import Scrypt, User, UserDB, render_users
-from gitops_mail.problems import Problem, Severity
-from gitops_mail.snapshot import MODE_EXEC, MODE_SYMLINK, Entry
-from gitops_mail.state import load_state
+from gitops_mail.core.checks.validate import validate
+from gitops_mail.core.formats.users.db import Scrypt, User, UserDB, render_users
+from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.snapshot import MODE_EXEC, MODE_SYMLINK, Entry
+from gitops_mail.core.state import load_state
 
 MANIFEST = """\
 version: 1

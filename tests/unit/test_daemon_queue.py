@@ -17,10 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from watchdog.events import FileClosedNoWriteEvent, FileModifiedEvent, FileMovedEvent
 
-from gitops_mail import daemonstatus
-from gitops_mail.commands.daemon import Notifier
-from gitops_mail.errors import GitopsMailError
-from gitops_mail.triggers import (
+from gitops_mail.cli.daemon import Notifier
+from gitops_mail.daemon import status as daemonstatus
+from gitops_mail.daemon.triggers import (
     Backoff,
     Job,
     Schedule,
@@ -29,6 +28,7 @@ from gitops_mail.triggers import (
     git_dir,
     poll_delay,
 )
+from gitops_mail.errors import GitopsMailError
 
 
 class FixedRandom(random.Random):

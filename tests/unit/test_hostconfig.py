@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail import hostconfig
 from gitops_mail.errors import GitopsMailError, InvalidConfig
-from gitops_mail.hostconfig import ChasquidSettings, HostSettings
+from gitops_mail.host import settings as hostsettings
+from gitops_mail.host.settings import ChasquidSettings, HostSettings
 
 FILE = Path("/etc/gitops-mail/gitops-mail.yaml")
 HEAD = "the host settings are invalid:\n"
@@ -25,7 +25,7 @@ CHASQUID_KEYS = "args, binary, config_dir, reload_strategy, restart_command, ser
 def invalid(text: str) -> str:
     """The message ``parse`` raises for ``text``; fails the test if it parses."""
     with pytest.raises(InvalidConfig) as caught:
-        hostconfig.parse(text.encode(), FILE)
+        hostsettings.parse(text.encode(), FILE)
     assert caught.value.hint == "fix the lines shown"
     return caught.value.message
 
@@ -34,7 +34,7 @@ def invalid(text: str) -> str:
 
 
 def test_only_repo_is_required_and_everything_else_has_its_default() -> None:
-    assert hostconfig.parse(b"repo: /srv/mail-conf.git\n", FILE) == HostSettings(
+    assert hostsettings.parse(b"repo: /srv/mail-conf.git\n", FILE) == HostSettings(
         path=FILE,
         repo=Path("/srv/mail-conf.git"),
         remote=None,
@@ -71,7 +71,7 @@ chasquid:
   restart_command: null       # command: argv list
 poll_interval: 60
 """
-    assert hostconfig.parse(text.encode(), FILE) == HostSettings(
+    assert hostsettings.parse(text.encode(), FILE) == HostSettings(
         path=FILE, repo=Path("/srv/mail-conf.git")
     )
 
@@ -94,7 +94,7 @@ chasquid:
   restart_command: [/usr/local/bin/restart-chasquid, --now]
   reload_strategy: wait
 """
-    assert hostconfig.parse(text.encode(), FILE) == HostSettings(
+    assert hostsettings.parse(text.encode(), FILE) == HostSettings(
         path=FILE,
         repo=Path("/srv/conf"),
         remote="https://git.example.com/mail-conf.git",
@@ -116,7 +116,7 @@ chasquid:
 
 
 def test_supervise_mode_needs_no_restart_command() -> None:
-    settings_ = hostconfig.parse(b"repo: /r\nchasquid: {service: supervise}\n", FILE)
+    settings_ = hostsettings.parse(b"repo: /r\nchasquid: {service: supervise}\n", FILE)
     assert settings_.chasquid.service == "supervise"
     assert settings_.chasquid.restart_command is None
 
@@ -276,7 +276,7 @@ def test_any_settings_either_load_or_raise_invalid_config(
     if chasquid is not None:
         doc["chasquid"] = chasquid
     try:
-        loaded = hostconfig.parse(json.dumps(doc).encode(), FILE)  # JSON is YAML
+        loaded = hostsettings.parse(json.dumps(doc).encode(), FILE)  # JSON is YAML
     except InvalidConfig as exc:
         assert exc.message.startswith(HEAD + f"{FILE}:")
         return
@@ -291,7 +291,7 @@ def test_any_settings_either_load_or_raise_invalid_config(
 
 def test_the_default_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITOPS_MAIL_CONFIG")
-    assert hostconfig.settings_path(None) == Path("/etc/gitops-mail/gitops-mail.yaml")
+    assert hostsettings.settings_path(None) == Path("/etc/gitops-mail/gitops-mail.yaml")
 
 
 def test_the_environment_variable_overrides_the_default(
@@ -300,8 +300,8 @@ def test_the_environment_variable_overrides_the_default(
     path = tmp_path / "host.yaml"
     path.write_text("repo: /srv/from-env\n")
     monkeypatch.setenv("GITOPS_MAIL_CONFIG", str(path))
-    assert hostconfig.load().repo == Path("/srv/from-env")
-    assert hostconfig.load().path == path
+    assert hostsettings.load().repo == Path("/srv/from-env")
+    assert hostsettings.load().path == path
 
 
 def test_config_option_overrides_the_environment_variable(
@@ -310,18 +310,18 @@ def test_config_option_overrides_the_environment_variable(
     (tmp_path / "env.yaml").write_text("repo: /srv/from-env\n")
     (tmp_path / "option.yaml").write_text("repo: /srv/from-option\n")
     monkeypatch.setenv("GITOPS_MAIL_CONFIG", str(tmp_path / "env.yaml"))
-    assert hostconfig.load(str(tmp_path / "option.yaml")).repo == Path("/srv/from-option")
+    assert hostsettings.load(str(tmp_path / "option.yaml")).repo == Path("/srv/from-option")
 
 
 def test_an_empty_environment_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITOPS_MAIL_CONFIG", "")
-    assert hostconfig.settings_path(None) == Path(hostconfig.DEFAULT_PATH)
+    assert hostsettings.settings_path(None) == Path(hostsettings.DEFAULT_PATH)
 
 
 def test_a_missing_file_names_the_path_and_how_to_point_elsewhere(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "gitops-mail.yaml"
     with pytest.raises(InvalidConfig) as caught:
-        hostconfig.load(str(missing))
+        hostsettings.load(str(missing))
     assert caught.value.message == (
         f"cannot read the host settings {missing}: No such file or directory"
     )
@@ -332,7 +332,7 @@ def test_a_missing_file_names_the_path_and_how_to_point_elsewhere(tmp_path: Path
 
 def test_a_directory_instead_of_a_file(tmp_path: Path) -> None:
     with pytest.raises(GitopsMailError) as caught:
-        hostconfig.load(str(tmp_path))
+        hostsettings.load(str(tmp_path))
     assert caught.value.message == f"cannot read the host settings {tmp_path}: Is a directory"
 
 
@@ -340,5 +340,5 @@ def test_errors_in_a_loaded_file_name_that_file(tmp_path: Path) -> None:
     path = tmp_path / "host.yaml"
     path.write_text("repo: /r\nbranch: ''\n")
     with pytest.raises(InvalidConfig) as caught:
-        hostconfig.load(str(path))
+        hostsettings.load(str(path))
     assert caught.value.message == HEAD + f"{path}:2: At 'branch': must not be empty"

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import pytest
 from support.repo import ALIASES, MANIFEST, snapshot
 
-from gitops_mail.checks import validate
-from gitops_mail.problems import Problem, Severity
-from gitops_mail.snapshot import MODE_GITLINK, MODE_OTHER, MODE_SYMLINK, Entry, Snapshot
-from gitops_mail.state import load_state
+from gitops_mail.core.checks.validate import validate
+from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.snapshot import MODE_GITLINK, MODE_OTHER, MODE_SYMLINK, Entry, Snapshot
+from gitops_mail.core.state import load_state
 
 
 def problems(changes: Mapping[str, str | bytes | Entry | None] = {}) -> list[Problem]:

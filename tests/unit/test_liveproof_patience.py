@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_mail import liveproof
+from gitops_mail.apply import liveproof
 
 
 def test_nothing_is_asked_while_chasquid_may_still_be_starting() -> None:

@@ -20,8 +20,8 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict, Processor
 
 from gitops_mail import logs
+from gitops_mail.core.formats.users.db import Plain, User, UserDB, hash_password, render_users
 from gitops_mail.errors import CommandError, UsageError
-from gitops_mail.formats.users import Plain, User, UserDB, hash_password, render_users
 
 R = logs.REDACTED
 PEM = (

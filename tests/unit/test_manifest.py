@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail import manifest_validator, yamlschema
-from gitops_mail.manifest import (
+from gitops_mail.core.manifest import validator as manifest_validator
+from gitops_mail.core.manifest.model import (
     CertificateSource,
     Dkim,
     Dmarc,
@@ -25,7 +25,8 @@ from gitops_mail.manifest import (
     manifest_schema,
     parse_manifest,
 )
-from gitops_mail.problems import Problem, Severity
+from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.yamldoc import fast
 
 M = "gitops-mail.yaml"
 MAILTO_HINT = 'write it like "mailto:reports@example.com"'
@@ -901,7 +902,7 @@ def test_fuzz_manifest_shaped_documents(data: Any, flow: bool) -> None:
         assert len(manifest.certificates) == len(data.get("certificates") or [])
 
 
-SCHEMA_FILE = Path(yamlschema.__file__).with_name("manifest.schema.json")
+SCHEMA_FILE = Path(manifest_validator.__file__).with_name("schema.json")
 REGENERATE = "the schema changed: run scripts/gen-schema-validator"
 
 
@@ -913,13 +914,13 @@ def test_the_generated_validator_is_the_schema_of_today() -> None:
         # still holds the generated validator to the schema's answers.
         return
     generated = Path(manifest_validator.__file__).read_text(encoding="utf-8")
-    assert generated == yamlschema.validator_source(schema, "manifest.schema.json"), REGENERATE
+    assert generated == fast.validator_source(schema, "schema.json"), REGENERATE
 
 
 @settings(max_examples=300, deadline=None)
 @given(MANIFESTS | ANYTHING)
 def test_the_generated_validator_answers_as_the_compiled_one(data: Any) -> None:
-    expected = yamlschema.fast_valid(manifest_schema(), data)
+    expected = fast.fast_valid(manifest_schema(), data)
     assert manifest_validator.is_valid(data) == expected
     if not expected:  # the answer that makes parse_manifest list the errors
         assert list(jsonschema.Draft7Validator(manifest_schema()).iter_errors(data))

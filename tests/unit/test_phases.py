@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_mail.transaction import Phases
+from gitops_mail.apply.transaction import Phases
 
 
 def test_each_phase_is_reported_as_it_ends_with_its_result() -> None:

@@ -8,10 +8,19 @@ import json
 import pytest
 from support.repo import Files, snapshot
 
-from gitops_mail import report
-from gitops_mail.checks import validate
-from gitops_mail.formats.users import Denied, Plain, Scheme, Scrypt, User, UserDB, render_users
-from gitops_mail.plan import (
+from gitops_mail.core import report
+from gitops_mail.core.checks.validate import validate
+from gitops_mail.core.formats.users.db import (
+    Denied,
+    Plain,
+    Scheme,
+    Scrypt,
+    User,
+    UserDB,
+    render_users,
+)
+from gitops_mail.core.plan.make import make_plan
+from gitops_mail.core.plan.model import (
     WHY_CERTS,
     WHY_CONFIG,
     WHY_DEPENDS,
@@ -24,10 +33,9 @@ from gitops_mail.plan import (
     Action,
     Change,
     Plan,
-    make_plan,
 )
-from gitops_mail.snapshot import MODE_EXEC, Entry
-from gitops_mail.state import State, load_state
+from gitops_mail.core.snapshot import MODE_EXEC, Entry
+from gitops_mail.core.state import State, load_state
 
 MANIFEST = """\
 version: 1

@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops_mail.errors import InvalidConfig
-from gitops_mail.probe import (
+from gitops_mail.host.probe.smtp import probe
+from gitops_mail.host.probe.spec import (
     Check,
     Endpoint,
     ProbeResult,
     ProbeSpec,
     endpoints_from_config,
     leaf_fingerprint,
-    probe,
 )
 
 # --- endpoints_from_config -------------------------------------------------------

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.repo import snapshot
 
-from gitops_mail.certsource import CertMaterial
-from gitops_mail.livefs import FileSpec
-from gitops_mail.livescan import resolve
-from gitops_mail.render import render_tree
-from gitops_mail.snapshot import MODE_EXEC, MODE_FILE, MODE_SYMLINK, Entry
-from gitops_mail.state import State, load_state
+from gitops_mail.core.certs import CertMaterial
+from gitops_mail.core.render import render_tree
+from gitops_mail.core.snapshot import MODE_EXEC, MODE_FILE, MODE_SYMLINK, Entry
+from gitops_mail.core.state import State, load_state
+from gitops_mail.core.tree import FileSpec
+from gitops_mail.host.livefs.scan import resolve
 
 CONF = b'hostname: "mail.example.com"\n'
 ALIASES = b"postmaster: you@gmail.com\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from gitops_mail import report
-from gitops_mail.plan import Action, Change, Plan
-from gitops_mail.problems import Severity, error, warning
+from gitops_mail.core import report
+from gitops_mail.core.plan.model import Action, Change, Plan
+from gitops_mail.core.problems import Severity, error, warning
 
 ERR = error("chasquid/domains/example.com/aliases", 3, "aliases.syntax", "missing ':'", "add it")
 WARN = warning("gitops-mail.yaml", None, "manifest.x", "odd | value", "")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from support.repo import ALIASES, ALIASES_PATH, snapshot
 
-from gitops_mail import state
-from gitops_mail.snapshot import Snapshot
-from gitops_mail.state import load_state
+from gitops_mail.core import state
+from gitops_mail.core.snapshot import Snapshot
+from gitops_mail.core.state import load_state
 
 
 def revision(n: int) -> Snapshot:

@@ -6,9 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.checks.users import _each_user, check_users
-from gitops_mail.formats.users import Denied, Plain, Scheme, Scrypt, User, UserDB, parse_users
-from gitops_mail.problems import Problem, Severity
+from gitops_mail.core.checks.users import _each_user, check_users
+from gitops_mail.core.formats.users.db import (
+    Denied,
+    Plain,
+    Scheme,
+    Scrypt,
+    User,
+    UserDB,
+    parse_users,
+)
+from gitops_mail.core.problems import Problem, Severity
 
 PATH = "chasquid/domains/example.com/users"
 DOMAIN = "example.com"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops_mail.formats.users import (
+from gitops_mail.core.formats.users.db import (
     Denied,
     InvalidUserName,
     Plain,
@@ -27,7 +27,7 @@ from gitops_mail.formats.users import (
     set_user,
     verify_password,
 )
-from gitops_mail.problems import Severity
+from gitops_mail.core.problems import Severity
 
 PATH = "chasquid/domains/example.com/users"
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops_mail.problems import Problem, Severity
-from gitops_mail.yamldoc import YamlDoc, format_path, load_yaml, schema_problems
+from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.yamldoc.document import YamlDoc, format_path, load_yaml
+from gitops_mail.core.yamldoc.schema import schema_problems
 
 F = "settings.yaml"
 needs_libyaml = pytest.mark.skipif(
@@ -470,7 +471,7 @@ def test_when_the_validators_disagree_the_document_is_still_refused() -> None:
 def test_valid_documents_never_import_jsonschema() -> None:
     code = (
         "import sys\n"
-        "from gitops_mail.manifest import parse_manifest\n"
+        "from gitops_mail.core.manifest.model import parse_manifest\n"
         "manifest, problems = parse_manifest(b'version: 1\\n')\n"
         "assert manifest is not None and problems == [], problems\n"
         "assert 'jsonschema' not in sys.modules\n"

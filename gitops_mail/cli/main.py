@@ -1,0 +1,322 @@
+"""The command line: ``main(argv) -> int``, parsing and dispatch only.
+
+Each command lives in ``gitops_mail/cli/<name>.py`` as ``run(args) -> int``
+and is imported only when it runs, so ``--help`` stays fast. Errors become
+exit codes here, in one place: ``GitopsMailError.exit_code`` (1 unless a
+subclass says otherwise), 1 for an operating-system error (a file that cannot
+be read), 130 for Ctrl-C, and tracebacks only with ``--debug``.
+
+Two exit codes come from elsewhere: a command line argparse cannot parse
+(unknown option, missing argument) exits 2, argparse's convention; and no
+command at all prints the help on standard error and exits 1, as git does.
+``plan`` also uses 2 for "there are changes": scripts that read its exit code
+should check standard error, where a usage error is explained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from gitops_mail import __version__
+from gitops_mail.errors import GitopsMailError
+
+FORMATS_PROBLEMS = ("text", "json")
+FORMATS_PLAN = ("text", "markdown", "json")
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", default=".", help="the conf repo (bare or not; default: .)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", default="HEAD", help="the revision to read (default: HEAD)")
+    which.add_argument(
+        "--worktree", action="store_true", help="read the uncommitted files instead of a commit"
+    )
+
+
+def config_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--config`` after the command too; without it the global one (or its default) holds."""
+    p.add_argument("--config", default=argparse.SUPPRESS, help=f"{help_text} (as the global one)")
+
+
+TYPE_CHECKING = False  # as typing's, without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized without its ``import shutil`` (which brings
+    zlib, bz2 and lzma): the width ``shutil.get_terminal_size`` would give."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    try:
+        return (os.get_terminal_size(stdout.fileno()).columns or 80) if stdout else 80
+    except (ValueError, OSError):
+        return 80
+
+
+def _add(sub: Subparsers, name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
+    p.set_defaults(module=module, command=name)
+    return p
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, only that command's part.
+
+    Each command's parser costs start-up time, so ``main`` builds only the one
+    it runs when the arguments name it plainly (see ``_named_command``).
+    """
+    parser = argparse.ArgumentParser(
+        prog="gitops-mail",
+        description="Manage a chasquid mail server from a git repository.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gitops-mail {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--config",
+        help="host settings file (default: $GITOPS_MAIL_CONFIG or "
+        "/etc/gitops-mail/gitops-mail.yaml)",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, add in _COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
+    return parser
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs, when only ``--debug`` and ``--config`` come before it.
+
+    Anything else first (``--help``, an abbreviated option) gets the whole parser.
+    """
+    i = 0
+    while i < len(argv) and (argv[i] in ("--debug", "--config") or argv[i].startswith("--config=")):
+        i += 2 if argv[i] == "--config" else 1
+    return argv[i] if i < len(argv) and argv[i] in _COMMANDS else None
+
+
+def _validate(sub: Subparsers) -> None:
+    p = _add(sub, "validate", "validate", "check a revision; every problem at once")
+    _source_options(p)
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+
+def _plan(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "plan",
+        "plan",
+        "show what applying a revision would change (exit 0: no change, 2: changes, 1: error)",
+    )
+    _source_options(p)
+    base = p.add_mutually_exclusive_group()
+    base.add_argument(
+        "--base",
+        help="compare with this revision (default: the parent of --rev; with --worktree, HEAD)",
+    )
+    base.add_argument(
+        "--live",
+        action="store_true",
+        help="compare with the live config dir named by the host settings",
+    )
+    p.add_argument("--format", choices=FORMATS_PLAN, default="text")
+    config_option(p, "host settings file, for --live")
+
+
+def _user(sub: Subparsers) -> None:
+    p = _add(sub, "user", "user", "add, change, remove or list users in a checkout")
+    p.add_argument("action", choices=("add", "passwd", "remove", "list"))
+    p.add_argument("address", nargs="?", help="user@domain (for list: a domain, or nothing)")
+    p.add_argument("--repo", default=".", help="the checkout to edit (default: .)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    p.add_argument(
+        "--create-domain",
+        action="store_true",
+        help="create the domain's directory if it does not exist",
+    )
+
+
+def _alias(sub: Subparsers) -> None:
+    p = _add(sub, "alias", "alias", "who receives mail for an address, by chasquid's rules")
+    p.add_argument("action", choices=("resolve",))
+    p.add_argument("address")
+    _source_options(p)
+
+
+def _init(sub: Subparsers) -> None:
+    p = _add(sub, "init", "scaffold", "scaffold a new conf repo for DOMAIN in DIR")
+    p.add_argument("domain")
+    p.add_argument("directory")
+
+
+def _import(sub: Subparsers) -> None:
+    p = _add(sub, "import", "scaffold", "adopt an existing chasquid config dir into a new repo")
+    p.add_argument("chasquid_dir")
+    p.add_argument("directory")
+
+
+def _apply(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "apply",
+        "apply",
+        "apply a revision to this host: validate, pre-flight, swap, "
+        "restart as needed, probe; restore on failure",
+    )
+    p.add_argument("--rev", help="the revision to apply (default: the host's branch)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="stage and pre-flight, show the plan, change nothing"
+    )
+    p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
+
+
+def _status(sub: Subparsers) -> None:
+    p = _add(sub, "status", "status", "what is live, drift, whether chasquid runs")
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+
+
+def _history(sub: Subparsers) -> None:
+    p = _add(sub, "history", "status", "the last 50 apply attempts on this host")
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+
+
+def _rollback(sub: Subparsers) -> None:
+    p = _add(sub, "rollback", "status", "apply the last good revision again (or --to REV)")
+    p.add_argument("--to", help="the revision to go back to (default: the last good one)")
+    p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
+
+
+def _hooks(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "hooks",
+        "hooks",
+        "install push hooks into the watched repo: reject invalid pushes, "
+        "show the daemon's result to the pusher",
+    )
+    p.add_argument("action", choices=("install",))
+    p.add_argument("repo", help="the repository the host settings watch (bare or not)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="seconds post-receive waits for the daemon's result (default: 15)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace hooks gitops-mail did not install (each kept as NAME.before-gitops-mail)",
+    )
+    config_option(p, "host settings file the hooks will read")
+
+
+def _hook(sub: Subparsers) -> None:
+    # internal: what the installed hooks run; not in --help
+    p = sub.add_parser("hook", formatter_class=_Formatter)
+    p.set_defaults(module="hooks", command="hook")
+    p.add_argument("hook", choices=("pre-receive", "post-receive"))
+    p.add_argument("--repo", default=".")
+    p.add_argument("--timeout", type=float, default=15.0)
+    config_option(p, "host settings file")
+
+
+def _daemon(sub: Subparsers) -> None:
+    p = _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
+    config_option(p, "host settings file")
+
+
+def _reconcile_now(sub: Subparsers) -> None:
+    p = _add(
+        sub, "reconcile-now", "daemon", "ask the running daemon for a pass now; print its result"
+    )
+    p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the result")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
+    config_option(p, "host settings file")
+
+
+def _supervise(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "supervise",
+        "supervise",
+        "run chasquid as a child and start it again "
+        "whenever it ends (chasquid.service: supervise); until SIGTERM or SIGINT",
+    )
+    p.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="host settings file (same as the global --config)",
+    )
+
+
+# In the order --help lists them.
+_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "validate": _validate,
+    "plan": _plan,
+    "user": _user,
+    "alias": _alias,
+    "init": _init,
+    "import": _import,
+    "apply": _apply,
+    "status": _status,
+    "history": _history,
+    "rollback": _rollback,
+    "hooks": _hooks,
+    "hook": _hook,
+    "daemon": _daemon,
+    "reconcile-now": _reconcile_now,
+    "supervise": _supervise,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_command(arguments))
+    args = parser.parse_args(arguments)
+    if not getattr(args, "module", None):
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        command = importlib.import_module(f"gitops_mail.cli.{args.module}")
+        return int(command.run(args))
+    except GitopsMailError as exc:
+        if args.debug:
+            raise
+        print(f"gitops-mail: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"    hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"gitops-mail: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gitops-mail: interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""One module per command: ``run(args) -> int``, calling the pure core."""

@@ -1,0 +1,3 @@
+"""DNS records to publish for each domain (``zone``: ``dns/<domain>.zone``).
+
+Pure: what DNS *should* say. Asking live DNS what it *does* say is the host's job."""

@@ -1,0 +1,141 @@
+"""Rendering problems and plans for people (text, Markdown) and programs (JSON).
+
+Pure: data in, text out. Nothing here can print a secret, because nothing it
+is given holds one (plans carry scheme names, never hashes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gitops_mail.core.problems import Problem, Severity
+
+if TYPE_CHECKING:  # plan imports every format; validate output must not pay for it
+    from gitops_mail.core.plan.model import Change, Plan
+
+_SIGN = {"added": "+", "removed": "-"}
+
+
+def problems_text(problems: Sequence[Problem], source: str) -> str:
+    errors = sum(p.is_error for p in problems)
+    warnings = len(problems) - errors
+    lines = [p.format() for p in problems]
+    if errors:
+        lines.append(f"{source}: invalid: {_count(errors, 'error')}, {_count(warnings, 'warning')}")
+    else:
+        lines.append(f"{source}: valid" + (f", {_count(warnings, 'warning')}" if warnings else ""))
+    return "\n".join(lines) + "\n"
+
+
+def problems_json(problems: Sequence[Problem], source: str, revision: str | None) -> str:
+    doc = {
+        "source": source,
+        "revision": revision,
+        "valid": not any(p.is_error for p in problems),
+        "problems": [p.to_json() for p in problems],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def change_line(change: Change) -> str:
+    """``+ alias sales@example.com -> a@x``, ``~ hostname: a -> b``, ``- user u@d``."""
+    sign = _SIGN.get(change.op, "~")
+    text = f"{sign} {change.area}"
+    if change.subject != change.area:
+        text += f" {change.subject}"
+    if change.op not in _SIGN and change.op != "changed":
+        text += f": {change.op}"
+    if change.before is not None and change.after is not None:
+        text += f": {change.before} -> {change.after}"
+    elif change.after is not None:
+        text += f" -> {change.after}"
+    elif change.before is not None:
+        text += f" (was {change.before})"
+    return text
+
+
+def plan_text(plan: Plan) -> str:
+    lines = [f"Plan: {plan.base} -> {plan.target}"]
+    lines += [
+        f"  {change_line(c)}" + (f"\n      note: {c.note}" if c.note else "") for c in plan.changes
+    ]
+    if not plan.changes:
+        lines.append("  no changes")
+    lines.append(f"chasquid: {_action_text(plan)}")
+    if plan.problems:
+        lines.append("Problems in the new revision:")
+        lines += ["  " + p.format().replace("\n", "\n  ") for p in plan.problems]
+    return "\n".join(lines) + "\n"
+
+
+def _action_text(plan: Plan) -> str:
+    action = plan.action.label
+    if action == "none":
+        return "nothing to do"
+    verb = "restart" if action == "restart" else "reload users and aliases"
+    return f"{verb} ({'; '.join(plan.reasons)})"
+
+
+def plan_markdown(plan: Plan) -> str:
+    lines = [f"### gitops-mail plan: `{plan.base}` → `{plan.target}`", ""]
+    if plan.changes:
+        lines += ["| | change | subject | before | after |", "|---|---|---|---|---|"]
+        lines += [_markdown_row(c) for c in plan.changes]
+    else:
+        lines.append("No changes.")
+    lines += ["", f"**chasquid:** {_action_text(plan)}"]
+    for note in dict.fromkeys(c.note for c in plan.changes if c.note):
+        lines += ["", f"> **Note:** {note}"]
+    if plan.problems:
+        lines += ["", "#### Problems", ""]
+        lines += [_markdown_problem(p) for p in plan.problems]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str | None) -> str:
+    return "" if text is None else text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_row(c: Change) -> str:
+    sign = _SIGN.get(c.op, "~")
+    return (
+        f"| {sign} | {c.area} {c.op} | `{_cell(c.subject)}` | {_cell(c.before)} "
+        f"| {_cell(c.after)} |"
+    )
+
+
+def _markdown_problem(p: Problem) -> str:
+    icon = "❌" if p.severity is Severity.ERROR else "⚠️"
+    hint = f" — {p.hint}" if p.hint else ""
+    return f"- {icon} `{p.location}`: {p.message}{hint}"
+
+
+def plan_json(plan: Plan) -> str:
+    doc = {
+        "base": plan.base,
+        "target": plan.target,
+        "action": plan.action.label,
+        "reasons": list(plan.reasons),
+        "changes": [
+            {
+                "area": c.area,
+                "op": c.op,
+                "subject": c.subject,
+                "before": c.before,
+                "after": c.after,
+                "action": c.action.label,
+                "why": c.why,
+                "note": c.note,
+            }
+            for c in plan.changes
+        ],
+        "problems": [p.to_json() for p in plan.problems],
+        "valid": not plan.has_errors,
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,254 @@
+"""Prometheus metrics of the daemon, in a registry of their own (no global state).
+
+    metrics = Metrics()
+    metrics.observe_outcome(outcome, duration_s)    # or observe_failure(error, ...)
+    exporter = metrics.serve("127.0.0.1:9187")     # host settings' metrics_address
+    ...
+    exporter.stop()
+
+Every label value comes from a fixed set or is a short hexadecimal revision,
+so no secret (nor any text from a commit or an error) can reach a label.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import generate_latest, make_wsgi_app
+from prometheus_client.process_collector import ProcessCollector
+
+from gitops_mail.errors import GitopsMailError, InvalidConfig
+
+if TYPE_CHECKING:
+    from gitops_mail.apply.transaction import Outcome
+    from gitops_mail.host.livefs.scan import Drift
+
+NAMESPACE = "gitops_mail"
+RESULTS = ("applied", "unchanged", "failed", "invalid", "error", "superseded")
+SUCCESSES = ("applied", "unchanged")
+COMMIT_BACK_RESULTS = ("committed", "pushed", "unchanged", "superseded", "rejected", "failed")
+DRIFT_KINDS = ("modified", "missing", "foreign")
+SHORT = 7  # hex digits of a revision in a label, as in `git log --oneline`
+# A reconcile with nothing to do takes milliseconds; one with probes, up to the probe deadline.
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+STOP_WITHIN = 0.1  # seconds: how often the idle server checks whether to stop
+_HEX = re.compile(r"[0-9a-f]{4,64}")
+_ADDRESS_HINT = "write it as host:port, e.g. metrics_address: 127.0.0.1:9187 or [::1]:9187"
+
+
+class Metrics:
+    """The daemon's counters and gauges; ``render()`` is the text a scrape returns."""
+
+    def __init__(self, *, process: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.reconciles = Counter(
+            "reconciles", "Reconcile passes by result.", ["result"], namespace=NAMESPACE, registry=r
+        )
+        self.duration = Histogram(
+            "reconcile_duration_seconds",
+            "Wall time of a reconcile pass, lock wait included.",
+            namespace=NAMESPACE,
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "last_success_timestamp_seconds",
+            "Unix time of the last reconcile that ended applied or unchanged.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.revision = Info(
+            "applied_revision", "The revision live on this host.", namespace=NAMESPACE, registry=r
+        )
+        self.drift = Gauge(
+            "drift_files",
+            "Files of the chasquid config dir that differ from the last apply.",
+            ["kind"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.commit_back = Counter(
+            "commit_back",
+            "Commit-back attempts by result.",
+            ["result"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for result in RESULTS:
+            self.reconciles.labels(result=result)
+        for result in COMMIT_BACK_RESULTS:
+            self.commit_back.labels(result=result)
+        for kind in DRIFT_KINDS:
+            self.drift.labels(kind=kind)
+        if process:
+            ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu seconds...
+
+    def observe(
+        self,
+        result: str,
+        duration_s: float,
+        revision: str | None = None,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """One reconcile pass ended with ``result`` (one of ``RESULTS``)."""
+        self.reconciles.labels(result=_known(result, RESULTS)).inc()
+        self.duration.observe(max(duration_s, 0.0))
+        if result in SUCCESSES:
+            self.last_success.set(time.time() if at is None else at)
+            if revision is not None:
+                self.set_live(revision)
+
+    def observe_outcome(self, outcome: Outcome, duration_s: float | None = None) -> None:
+        """A pass that returned: applied or unchanged. The duration defaults to its phases."""
+        if duration_s is None:
+            duration_s = sum(outcome.phases.values()) / 1000
+        self.observe(outcome.result, duration_s, outcome.revision)
+
+    def observe_failure(self, error: BaseException, duration_s: float) -> str:
+        """A pass that raised: ``invalid``, ``failed`` (server restored), ``superseded``
+        (a newer revision ended its probe wait) or ``error``.
+
+        Returns the result counted, for the daemon's own log line.
+        """
+        from gitops_mail.apply.transaction import (  # noqa: PLC0415 - heavy; the daemon has it
+            ApplyFailed,
+            Superseded,
+        )
+
+        result = "error"
+        if isinstance(error, InvalidConfig):
+            result = "invalid"
+        elif isinstance(error, ApplyFailed):
+            result = "failed"
+        elif isinstance(error, Superseded):
+            result = "superseded"
+        self.observe(result, duration_s)
+        return result
+
+    def set_live(self, revision: str | None) -> None:
+        """The revision the live config dir holds (at start: from the state store)."""
+        self.revision.info({"revision": short(revision) if revision else ""})
+
+    def observe_drift(self, drift: Drift) -> None:
+        self.set_drift(len(drift.modified), len(drift.missing), len(drift.foreign))
+
+    def set_drift(self, modified: int, missing: int, foreign: int) -> None:
+        for kind, count in zip(DRIFT_KINDS, (modified, missing, foreign), strict=True):
+            self.drift.labels(kind=kind).set(count)
+
+    def observe_commit_back(self, result: str) -> None:
+        """One commit-back attempt ended with ``result`` (one of ``COMMIT_BACK_RESULTS``)."""
+        self.commit_back.labels(result=_known(result, COMMIT_BACK_RESULTS)).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        return generate_latest(self.registry)
+
+    def serve(self, address: str) -> Exporter:
+        """Serve ``/metrics`` on ``address`` (``host:port``) from a daemon thread.
+
+        Any address the host settings name is honoured; port 0 picks a free one.
+        """
+        host, port = parse_address(address)
+        try:
+            server = _bind(host, port, make_wsgi_app(self.registry))
+        except OSError as error:
+            raise GitopsMailError(
+                f"cannot serve metrics on {address}: {error.strerror or error}",
+                "choose a free port for metrics_address, or remove it to turn metrics off",
+            ) from None
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": STOP_WITHIN},
+            name="metrics",
+            daemon=True,
+        )
+        thread.start()
+        return Exporter(host, server.server_port, server, thread)
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """A running metrics endpoint; ``stop()`` (or calling it) shuts it down."""
+
+    host: str
+    port: int
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    __call__ = stop
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a stuck scrape never holds the daemon up
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr: the daemon's stderr is its JSON log."""
+
+
+def _bind(host: str, port: int, app: Any) -> WSGIServer:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    server_class = _Server6 if family == socket.AF_INET6 else _Server
+    return make_server(host, port, app, server_class, handler_class=_QuietHandler)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); a bare port means 127.0.0.1."""
+    text = address.strip()
+    if text.isdigit():
+        host, port = "127.0.0.1", text
+    else:
+        host, sep, port = text.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or (":" in host and not text.startswith("[")):
+            raise InvalidConfig(f"metrics_address {address!r} is not host:port", _ADDRESS_HINT)
+    if not port.isdigit() or int(port) > 65535:
+        raise InvalidConfig(f"metrics_address {address!r} has no valid port", _ADDRESS_HINT)
+    return host, int(port)
+
+
+def short(revision: str) -> str:
+    """The first ``SHORT`` hex digits of a revision; anything else is refused."""
+    if not _HEX.fullmatch(revision):
+        raise ValueError("a revision label must be a hexadecimal object name")
+    return revision[:SHORT]
+
+
+def _known(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown metric label value (allowed: {', '.join(allowed)})")
+    return value

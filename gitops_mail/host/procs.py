@@ -1,0 +1,223 @@
+"""The one place that starts processes.
+
+Every subprocess goes through ``run``: argv lists only (never a shell), a
+timeout, and a ``CommandError`` that shows the command, its exit status and
+its output when it fails. A child asked and answered in turns over its stdin
+and stdout (``git cat-file --batch``) goes through ``converse``. A
+long-running child whose output is read while it runs (a pre-flight
+chasquid) goes through ``spawn`` instead, which always stops and reaps it.
+A child that outlives the call that made it (the chasquid a supervisor keeps
+running) is made by ``start`` and ended by ``stop``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from gitops_mail.errors import CommandError
+
+Child = subprocess.Popen[bytes]  # a child from ``start`` or ``spawn``: other modules name it so
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    input: bytes | None = None,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    check: bool = True,
+    hint: str = "",
+) -> Result:
+    """Run ``argv`` to completion; raise ``CommandError`` on failure if ``check``."""
+    args = [str(a) for a in argv]
+    try:
+        done = subprocess.run(
+            args,
+            input=input,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(args, None, _text(exc.stdout), _text(exc.stderr), hint) from exc
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), hint or f"is {args[0]} installed?") from exc
+    result = Result(args, done.returncode, done.stdout, done.stderr)
+    if check and done.returncode != 0:
+        raise CommandError(args, done.returncode, _text(done.stdout), _text(done.stderr), hint)
+    return result
+
+
+@contextlib.contextmanager
+def converse(
+    argv: Sequence[str | Path],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """Start ``argv`` and yield ``(its stdin, its stdout)`` to ask and read answers.
+
+    Its stderr is discarded: the caller judges by the answers, and an empty
+    read means the child ended. A child still running ``timeout`` seconds after
+    its start is killed, so no read waits longer. Leaving the block closes both
+    pipes and reaps the child. Raises ``CommandError`` (127) if it cannot start.
+    """
+    import threading  # noqa: PLC0415 - only this needs it; subprocess has imported it
+
+    args = [str(a) for a in argv]
+    try:
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+    assert child.stdin is not None and child.stdout is not None  # noqa: S101 - both are pipes
+    watchdog = threading.Timer(timeout, child.kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield child.stdin, child.stdout
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.close()
+        child.stdout.close()  # a child still writing gets SIGPIPE
+        child.wait()
+        watchdog.cancel()
+
+
+@contextlib.contextmanager
+def spawn(
+    argv: Sequence[str | Path],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stop_timeout: float = 5.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` as a child and yield it; on leaving, stop and reap it.
+
+    The child reads /dev/null; its stdout and stderr are merged into one pipe,
+    ``child.stdout``, to read while it runs. It leads a new process group
+    (session): leaving the block, normally or by an exception, sends SIGTERM
+    to the whole group, waits up to ``stop_timeout`` seconds, then SIGKILLs
+    the group and reaps the child, so nothing it started outlives the block.
+    Raises ``CommandError`` (127) if the program cannot be started.
+    """
+    args = [str(a) for a in argv]
+    try:
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+    try:
+        yield child
+    finally:
+        _stop_group(child, stop_timeout)
+
+
+def start(
+    argv: Sequence[str | Path],
+    *,
+    output: int,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a child that leads a new session; the caller owns it.
+
+    The child reads /dev/null and writes its stdout and stderr to the file
+    descriptor ``output`` (a log file opened for appending, say). The caller
+    must reap it (``wait``/``poll``) and end it with ``stop``. Raises
+    ``CommandError`` (127) if the program cannot be started.
+    """
+    args = [str(a) for a in argv]
+    try:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+
+
+def wait(child: Child, timeout: float | None = None) -> int | None:
+    """The child's exit status once it has ended, or None if it still runs after ``timeout``."""
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def stop(child: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """End a child from ``start`` or ``spawn`` and its process group; reap it.
+
+    SIGTERM to the group, SIGKILL after ``timeout`` seconds. Harmless if the
+    child has already ended.
+    """
+    _stop_group(child, timeout)
+
+
+def _stop_group(child: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the child's process group, SIGKILL it after ``timeout``; reap; close."""
+    if child.poll() is None:  # not reaped yet: its pid still names its group
+        _signal_group(child.pid, signal.SIGTERM)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.pid, signal.SIGKILL)
+            child.wait()
+    # Whatever else the group still holds (a wrapper's own children) goes too.
+    # The kernel keeps the id reserved while any member lives; with none left
+    # this finds no group.
+    _signal_group(child.pid, signal.SIGKILL)
+    if child.stdout is not None:
+        child.stdout.close()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", "replace")

@@ -1,0 +1,171 @@
+"""Host settings: how this host runs (``/etc/gitops-mail/gitops-mail.yaml``).
+
+Schema-checked like the manifest, every problem reported at once with its line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitops_mail.core.problems import Problem
+from gitops_mail.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from gitops_mail.core.yamldoc.document import YamlDoc
+
+DEFAULT_PATH = "/etc/gitops-mail/gitops-mail.yaml"
+ENV_VAR = "GITOPS_MAIL_CONFIG"
+
+_PATH = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": "^/",
+    "patternErrorMessage": "must be an absolute path",
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["repo"],
+    "properties": {
+        "repo": {
+            **_PATH,
+            "description": "the repository to reconcile from, e.g. repo: /srv/mail-conf.git",
+        },
+        "remote": {"type": ["string", "null"]},
+        "branch": {"type": "string", "minLength": 1},
+        "state_dir": _PATH,
+        "poll_interval": {"type": "number", "exclusiveMinimum": 0},
+        "probe_deadline": {"type": "number", "exclusiveMinimum": 0},
+        "metrics_address": {"type": ["string", "null"], "minLength": 1},
+        "commit_back": {"type": "boolean"},
+        "chasquid": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "config_dir": _PATH,
+                "binary": _PATH,
+                "util": _PATH,
+                "service": {"enum": ["systemd", "supervise", "command"]},
+                "unit": {"type": "string", "minLength": 1},
+                "args": {"type": "array", "items": {"type": "string"}},
+                "reload_strategy": {"enum": ["restart", "wait"]},
+                "restart_command": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class ChasquidSettings:
+    config_dir: Path = Path("/etc/chasquid")
+    binary: Path = Path("/usr/bin/chasquid")
+    util: Path = Path("/usr/bin/chasquid-util")
+    service: str = "systemd"
+    unit: str = "chasquid.service"
+    args: tuple[str, ...] = ()
+    restart_command: tuple[str, ...] | None = None
+    reload_strategy: str = (
+        "restart"  # users/aliases changes: restart now, or wait for the 30 s reload
+    )
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    path: Path
+    repo: Path
+    remote: str | None = None
+    branch: str = "main"
+    state_dir: Path = Path("/var/lib/gitops-mail")
+    poll_interval: float = 60.0
+    probe_deadline: float = 10.0
+    metrics_address: str | None = None  # e.g. 127.0.0.1:9187; off unless set
+    commit_back: bool = True  # the daemon commits generated files (dns/*.zone) to the branch
+    chasquid: ChasquidSettings = ChasquidSettings()
+
+
+def settings_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load(explicit: str | None = None) -> HostSettings:
+    path = settings_path(explicit)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidConfig(
+            f"cannot read the host settings {path}: {exc.strerror}",
+            f"create it (see the README), or pass --config / set {ENV_VAR}",
+        ) from exc
+    return parse(data, path)
+
+
+def parse(data: bytes, path: Path) -> HostSettings:
+    from gitops_mail.core.yamldoc.document import load_yaml  # noqa: PLC0415 - start-up time
+    from gitops_mail.core.yamldoc.schema import schema_problems  # noqa: PLC0415 - start-up time
+
+    doc, found = load_yaml(data, str(path))
+    if doc is not None:
+        found += schema_problems(doc, SCHEMA, str(path)) + _rule_problems(doc, str(path))
+    if doc is None or found:
+        found = sorted(dict.fromkeys(found), key=lambda p: (p.line or 0, p.column or 0))
+        raise InvalidConfig(
+            "the host settings are invalid:\n" + "\n".join(p.format() for p in found),
+            "fix the lines shown",
+        )
+    return _settings(path, doc.data)
+
+
+def _rule_problems(doc: YamlDoc, path: str) -> list[Problem]:
+    """Rules across keys; the schema reports values of the wrong type."""
+    top = doc.data if isinstance(doc.data, dict) else {}
+    chasquid = top.get("chasquid")
+    if not isinstance(chasquid, dict) or chasquid.get("service") != "command":
+        return []
+    if chasquid.get("restart_command") is not None:
+        return []  # present: the schema judges it
+    from gitops_mail.core.yamldoc.document import problem_at  # noqa: PLC0415 - start-up time
+
+    return [
+        problem_at(
+            doc,
+            path,
+            ("chasquid", "service"),
+            "hostconfig.no-restart-command",
+            "`command` needs chasquid.restart_command",
+            hint='e.g. restart_command: ["/usr/local/bin/restart-chasquid"]',
+        )
+    ]
+
+
+def _settings(path: Path, raw: Any) -> HostSettings:
+    c = raw.get("chasquid") or {}
+    chasquid = ChasquidSettings(
+        config_dir=Path(c.get("config_dir", "/etc/chasquid")),
+        binary=Path(c.get("binary", "/usr/bin/chasquid")),
+        util=Path(c.get("util", "/usr/bin/chasquid-util")),
+        service=c.get("service", "systemd"),
+        unit=c.get("unit", "chasquid.service"),
+        args=tuple(c.get("args", ())),
+        restart_command=tuple(c["restart_command"]) if c.get("restart_command") else None,
+        reload_strategy=c.get("reload_strategy", "restart"),
+    )
+    return HostSettings(
+        path=path,
+        repo=Path(raw["repo"]),
+        remote=raw.get("remote"),
+        branch=raw.get("branch", "main"),
+        state_dir=Path(raw.get("state_dir", "/var/lib/gitops-mail")),
+        poll_interval=float(raw.get("poll_interval", 60)),
+        probe_deadline=float(raw.get("probe_deadline", 10)),
+        metrics_address=raw.get("metrics_address"),
+        commit_back=bool(raw.get("commit_back", True)),
+        chasquid=chasquid,
+    )
