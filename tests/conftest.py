@@ -8,11 +8,12 @@ shadow this one.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.pusher import Pusher, make_pusher, remove_pusher_root
 
 GitRun = Callable[..., str]
 MakeRepo = Callable[..., Path]
@@ -124,3 +125,11 @@ def workdir(tmp_path: Path, origin: Origin) -> Workdir:
     path = tmp_path / "workdir"
     _git_run(tmp_path, "clone", "--quiet", str(origin.path), str(path))
     return Workdir(path)
+
+
+@pytest.fixture
+def pusher() -> Iterator[Pusher]:
+    """A real non-root user (``support.pusher``) with a fresh directory of its own."""
+    made = make_pusher()
+    yield made
+    remove_pusher_root(made)
