@@ -6,10 +6,11 @@ Schema-checked like the manifest, every problem reported at once with its line.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitops_mail.core.policy import HostPolicy, Limits
 from gitops_mail.core.problems import Problem
 from gitops_mail.errors import InvalidConfig
 
@@ -24,6 +25,31 @@ _PATH = {
     "minLength": 1,
     "pattern": "^/",
     "patternErrorMessage": "must be an absolute path",
+}
+_PATHS = {"type": "array", "items": _PATH}
+_POLICY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "delivery_agents": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "repo_hooks": {"type": "boolean"},
+        "pipe_aliases": {"type": "boolean"},
+        "certificate_dirs": _PATHS,
+        "chasquid_write_dirs": _PATHS,
+        "probe_networks": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "dovecot_auth": {"type": "boolean"},
+        "dovecot_socket_dirs": _PATHS,
+    },
+}
+_LIMITS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "file_bytes": {"type": "integer", "minimum": 1},
+        "revision_bytes": {"type": "integer", "minimum": 1},
+        "hook_seconds": {"type": "number", "exclusiveMinimum": 0},
+        "hook_memory_mb": {"type": "integer", "minimum": 64},
+    },
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,6 +67,8 @@ SCHEMA: dict[str, Any] = {
         "probe_deadline": {"type": "number", "exclusiveMinimum": 0},
         "metrics_address": {"type": ["string", "null"], "minLength": 1},
         "commit_back": {"type": "boolean"},
+        "policy": _POLICY,
+        "limits": _LIMITS,
         "chasquid": {
             "type": "object",
             "additionalProperties": False,
@@ -89,6 +117,8 @@ class HostSettings:
     metrics_address: str | None = None  # e.g. 127.0.0.1:9187; off unless set
     commit_back: bool = True  # the daemon commits generated files (dns/*.zone) to the branch
     chasquid: ChasquidSettings = ChasquidSettings()
+    policy: HostPolicy = field(default_factory=HostPolicy)  # what a push may make the host do
+    limits: Limits = field(default_factory=Limits)  # what one push may cost this host
 
 
 def settings_path(explicit: str | None) -> Path:
@@ -168,4 +198,19 @@ def _settings(path: Path, raw: Any) -> HostSettings:
         metrics_address=raw.get("metrics_address"),
         commit_back=bool(raw.get("commit_back", True)),
         chasquid=chasquid,
+        policy=_policy(raw.get("policy") or {}),
+        limits=_limits(raw.get("limits") or {}),
     )
+
+
+def _policy(raw: dict[str, Any]) -> HostPolicy:
+    """The ``policy:`` section over the safe defaults; a list given replaces the default."""
+    values: dict[str, Any] = {
+        name: tuple(value) if isinstance(value, list) else bool(value)
+        for name, value in raw.items()
+    }
+    return HostPolicy(**values)
+
+
+def _limits(raw: dict[str, Any]) -> Limits:
+    return Limits(**{name: raw[name] for name in raw})

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitops_mail.core.policy import HostPolicy, Limits
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.host import settings as hostsettings
 from gitops_mail.host.settings import ChasquidSettings, HostSettings
@@ -16,8 +17,8 @@ from gitops_mail.host.settings import ChasquidSettings, HostSettings
 FILE = Path("/etc/gitops-mail/gitops-mail.yaml")
 HEAD = "the host settings are invalid:\n"
 TOP_KEYS = (
-    "branch, chasquid, commit_back, metrics_address, poll_interval, probe_deadline, remote, "
-    "repo, state_dir"
+    "branch, chasquid, commit_back, limits, metrics_address, policy, poll_interval, "
+    "probe_deadline, remote, repo, state_dir"
 )
 CHASQUID_KEYS = "args, binary, config_dir, reload_strategy, restart_command, service, unit, util"
 
@@ -73,6 +74,52 @@ poll_interval: 60
 """
     assert hostsettings.parse(text.encode(), FILE) == HostSettings(
         path=FILE, repo=Path("/srv/mail-conf.git")
+    )
+
+
+def test_the_policy_allows_nothing_beyond_chasquid_defaults_unless_root_says_so() -> None:
+    default = hostsettings.parse(b"repo: /srv/mail-conf.git\n", FILE)
+    assert default.policy == HostPolicy(
+        delivery_agents=("maildrop",),
+        repo_hooks=False,
+        pipe_aliases=False,
+        certificate_dirs=("/root/.acme.sh", "/etc/letsencrypt"),
+        chasquid_write_dirs=("/var/lib/chasquid", "/var/log/chasquid"),
+        probe_networks=("127.0.0.0/8", "::1/128"),
+        dovecot_auth=False,
+        dovecot_socket_dirs=("/run/dovecot", "/var/run/dovecot"),
+    )
+    assert default.limits == Limits(
+        file_bytes=10 << 20, revision_bytes=50 << 20, hook_seconds=60.0, hook_memory_mb=1024
+    )
+    text = """\
+repo: /srv/mail-conf.git
+policy:
+  delivery_agents: [/usr/lib/dovecot/deliver]
+  repo_hooks: true
+  certificate_dirs: [/srv/certs]
+limits: {file_bytes: 1000, hook_seconds: 5}
+"""
+    changed = hostsettings.parse(text.encode(), FILE)
+    assert changed.policy == HostPolicy(
+        delivery_agents=("/usr/lib/dovecot/deliver",),
+        repo_hooks=True,
+        certificate_dirs=("/srv/certs",),
+    )
+    assert changed.limits == Limits(file_bytes=1000, hook_seconds=5)
+
+
+def test_the_documented_policy_is_the_default_policy() -> None:
+    text = (Path(__file__).parents[2] / "deploy" / "gitops-mail.yaml").read_bytes()
+    documented = hostsettings.parse(text, FILE)
+    assert (documented.policy, documented.limits) == (HostPolicy(), Limits())
+
+
+def test_a_policy_path_must_be_absolute_and_a_limit_positive() -> None:
+    text = "repo: /r\npolicy:\n  certificate_dirs: [certs]\nlimits:\n  file_bytes: 0\n"
+    assert invalid(text) == HEAD + (
+        f"{FILE}:3: At 'policy.certificate_dirs[0]': 'certs' must be an absolute path\n"
+        f"{FILE}:5: At 'limits.file_bytes': 0 is less than the minimum 1"
     )
 
 
