@@ -48,7 +48,7 @@ def run_git(
     input: bytes | None = None,
     check: bool = True,
 ) -> procs.Result:
-    return procs.run(["git", "-C", repo, *args], input=input, env=read_env(), check=check)
+    return procs.run(["git", "-C", repo, *args], input=input, env=read_env(repo), check=check)
 
 
 def run_git_with(
@@ -59,14 +59,21 @@ def run_git_with(
     check: bool = True,
 ) -> procs.Result:
     """``run_git`` with more environment variables (an index file, an identity)."""
-    env = read_env()
+    env = read_env(repo)
     env.update(extra)
     return procs.run(["git", "-C", repo, *args], input=input, env=env, check=check)
 
 
-def read_env() -> dict[str, str]:
+def read_env(repo: Path) -> dict[str, str]:
+    """The environment git runs in: no hook's location variables, C messages, and ``repo``
+    trusted whoever owns it (the daemon runs as root; the bare repo is the pusher's, and
+    git would refuse it as "dubious ownership"). Naming the repo is the host's decision."""
     env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
     env["LC_ALL"] = "C"
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+    env[f"GIT_CONFIG_KEY_{count}"] = "safe.directory"
+    env[f"GIT_CONFIG_VALUE_{count}"] = os.path.abspath(repo)
+    env["GIT_CONFIG_COUNT"] = str(count + 1)
     return env
 
 

@@ -38,7 +38,7 @@ from gitops_mail.host import procs
 
 def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
     """Every file of the commit ``rev`` names, read from git objects only."""
-    with procs.converse(["git", "-C", repo, "cat-file", "--batch"], env=read_env()) as pipes:
+    with procs.converse(["git", "-C", repo, "cat-file", "--batch"], env=read_env(repo)) as pipes:
         batch = _Batch(repo, *pipes)
         found = _read_commit(batch, rev)
         if found is None:

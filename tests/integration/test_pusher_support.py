@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 from support.pusher import Pusher, not_owned_by
 
@@ -26,3 +27,20 @@ def test_the_pusher_cannot_write_where_root_keeps_its_files(pusher: Pusher, tmp_
     done = pusher.run(["touch", str(target / "x")], check=False)
     assert done.returncode != 0
     assert not (target / "x").exists()
+
+
+def test_root_reads_the_pushers_repo_that_git_alone_calls_dubious(pusher: Pusher) -> None:
+    from gitops_mail.git import plumbing as gitplumbing  # noqa: PLC0415 - the code under test
+    from gitops_mail.git import read as gitread  # noqa: PLC0415
+
+    repo = pusher.bare_repo()
+    work = pusher.clone(repo)
+    tip = pusher.commit(work, {"a.txt": "one\n"}, "first")
+    pusher.push(work)
+    plain = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "main"], capture_output=True, text=True, check=False
+    )
+    assert "dubious ownership" in plain.stderr  # git's own guard, as root
+
+    assert gitplumbing.resolve_revision(repo, "main") == tip
+    assert gitread.read_revision(repo, "main").data("a.txt") == b"one\n"
