@@ -19,11 +19,31 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from gitops_mail.errors import CommandError
 
 Child = subprocess.Popen[bytes]  # a child from ``start`` or ``spawn``: other modules name it so
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whom a child runs as: this user and group, with no supplementary groups.
+
+    Root uses it to hand work to a less trusted or less privileged user (git in
+    the pusher's repo as the pusher, chasquid as chasquid). Running as oneself
+    changes nothing.
+    """
+
+    uid: int
+    gid: int
+
+
+def _as(who: Identity | None) -> dict[str, Any]:
+    """Popen's arguments for running as ``who``."""
+    if who is None or (who.uid, who.gid) == (os.geteuid(), os.getegid()):
+        return {}
+    return {"user": who.uid, "group": who.gid, "extra_groups": []}
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,7 @@ def run(
     timeout: float = 60.0,
     check: bool = True,
     hint: str = "",
+    as_user: Identity | None = None,
 ) -> Result:
     """Run ``argv`` to completion; raise ``CommandError`` on failure if ``check``."""
     args = [str(a) for a in argv]
@@ -59,6 +80,7 @@ def run(
             capture_output=True,
             timeout=timeout,
             check=False,
+            **_as(as_user),
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandError(args, None, _text(exc.stdout), _text(exc.stderr), hint) from exc
@@ -77,6 +99,7 @@ def converse(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    as_user: Identity | None = None,
 ) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
     """Start ``argv`` and yield ``(its stdin, its stdout)`` to ask and read answers.
 
@@ -96,6 +119,7 @@ def converse(
             stderr=subprocess.DEVNULL,
             cwd=cwd,
             env=dict(env) if env is not None else None,
+            **_as(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
@@ -120,6 +144,7 @@ def spawn(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     stop_timeout: float = 5.0,
+    as_user: Identity | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` as a child and yield it; on leaving, stop and reap it.
 
@@ -140,6 +165,7 @@ def spawn(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            **_as(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
@@ -155,6 +181,7 @@ def start(
     output: int,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    as_user: Identity | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as a child that leads a new session; the caller owns it.
 
@@ -173,6 +200,7 @@ def start(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            **_as(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gitops_mail.errors import CommandError
@@ -33,3 +35,20 @@ def test_a_missing_program():
     with pytest.raises(CommandError) as caught, procs.converse(["/nonexistent/program"]):
         pass
     assert caught.value.hint == "is /nonexistent/program installed?"
+
+
+def test_a_child_runs_as_the_identity_it_is_given(pusher):
+    who = procs.Identity(pusher.uid, pusher.gid)
+
+    ran = procs.run(["sh", "-c", "id -u; id -g; id -G"], as_user=who)
+    assert ran.text.split() == [str(pusher.uid), str(pusher.gid), str(pusher.gid)]
+    with procs.converse(["id", "-u"], as_user=who) as (_, answers):
+        assert answers.read().strip() == str(pusher.uid).encode()
+    with procs.spawn(["id", "-u"], as_user=who) as child:
+        assert child.stdout is not None
+        assert child.stdout.read().strip() == str(pusher.uid).encode()
+
+
+def test_running_as_oneself_changes_nothing():
+    me = procs.Identity(os.geteuid(), os.getegid())
+    assert procs.run(["id", "-u"], as_user=me).text.strip() == str(os.geteuid())
