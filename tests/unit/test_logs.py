@@ -287,6 +287,43 @@ def test_json_lines_on_stderr_hold_no_secret(capsys: pytest.CaptureFixture[str])
     }
 
 
+def _secret_kinds() -> dict[str, tuple[str, str]]:
+    """Each kind of secret gitops-mail handles: (text that holds it, a run of it that must go)."""
+    plain = render_users(UserDB((User("ana", Plain(b"hunter2-plain"), 0),))).decode()
+    scrypt = hash_password("hunter2", log_n=4, salt=b"0123456789abcdef")
+    hashed = render_users(UserDB((User("bo", scrypt, 0),))).decode()
+    dkim = PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY")
+    return {
+        "password": ("login failed for ana with password=hunter2-pass", "hunter2-pass"),
+        "plain users file": (plain, "hunter2-plain"),
+        "scrypt salt": (hashed, "0123456789abcdef"),
+        "tls key": (PEM, PEM_BODY),
+        "dkim key": (dkim, PEM_BODY),
+    }
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "console"])
+@pytest.mark.parametrize("kind", sorted(_secret_kinds()))
+def test_the_configured_chain_hides_every_secret_in_fields_and_exceptions(
+    capsys: pytest.CaptureFixture[str], kind: str, as_json: bool
+) -> None:
+    # The chain the daemon and the CLI really run (logs.configure), not one built here:
+    # redaction must see tracebacks as text, and nothing may render before it.
+    text, secret = _secret_kinds()[kind]
+    logs.configure(json=as_json)
+    log = logs.get_logger("gitops_mail.daemon")
+    log.info("event", detail=text, nested={"why": [text]})
+    try:
+        raise CommandError(["chasquid-util", text], 1, text, text, "")
+    except CommandError:
+        log.exception("failed", revision="1a2b3c4")
+    logging.getLogger("some.library").error("library says %s", text)
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("1a2b3c4") == 1  # the exception's event itself was written
+    assert "CommandError" in err  # with its traceback
+
+
 def test_loggers_made_before_configure_follow_it(capsys: pytest.CaptureFixture[str]) -> None:
     early = logs.get_logger("gitops_mail.early")
     logs.configure(json=True, level="warning")
