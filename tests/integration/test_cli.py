@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
+from support.tools import needs
 
 from gitops_mail.cli import main as cli
 from gitops_mail.cli.main import main
@@ -24,7 +25,7 @@ from gitops_mail.core.formats.users.db import parse_users
 from gitops_mail.errors import RepoError
 
 UTIL = Path("/usr/bin/chasquid-util")
-needs_util = pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util")
+needs_util = needs(str(UTIL))
 
 FILES = repo_files(pipe_aliases=True)
 PASSWORD = "correct-horse-battery-staple"
