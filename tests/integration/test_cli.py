@@ -69,11 +69,18 @@ def test_no_command_prints_the_help_and_fails(capsys):
     assert "commands:" in err
 
 
-def test_a_usage_error_exits_2_like_argparse(capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [["validate", "--bogus"], ["plan", "--bogus"], ["plan", "--format", "yaml"], ["user"]],
+)
+def test_a_usage_error_exits_64_never_2_which_plan_keeps_for_changes(capsys, argv):
     with pytest.raises(SystemExit) as exited:
-        main(["validate", "--bogus"])
-    assert exited.value.code == 2
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+        main(argv)
+    assert exited.value.code == 64
+    err = capsys.readouterr().err
+    assert err.startswith("usage: gitops-mail ")
+    assert "gitops-mail" in err.splitlines()[-1]
+    assert ": error: " in err.splitlines()[-1]
 
 
 def help_of(parser: argparse.ArgumentParser, argv: list[str], capsys) -> str:
@@ -944,3 +951,55 @@ def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns):
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert cli._columns() == shutil.get_terminal_size().columns
+
+
+# --- the command line itself ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", ["status", "history", "rollback", "apply", "daemon", "reconcile-now", "supervise"]
+)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_taken_before_or_after_any_command(capsys, tmp_path, command, where):
+    missing = tmp_path / "elsewhere.yaml"
+    argv = ["--config", str(missing), command] if where == "before" else [command]
+    argv += [] if where == "before" else ["--config", str(missing)]
+
+    code, out, err = run(capsys, *argv)
+
+    assert (code, out) == (1, "")
+    assert err.startswith(f"gitops-mail: error: cannot read the host settings {missing}: ")
+
+
+def test_every_command_takes_config_after_it(capsys):
+    from gitops_mail.cli.main import _COMMANDS  # noqa: PLC0415 - the list to walk
+
+    for command in _COMMANDS:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        assert "--config CONFIG" in capsys.readouterr().out, command
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(workdir):
+    # `gitops-mail history | head -3`: no "Broken pipe" error, the status a shell gives
+    # a program that SIGPIPE ended. A command that prints a lot stands in for history.
+    code = (
+        "import sys\n"
+        "from gitops_mail.cli import main as cli, validate\n"
+        "def run(args):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "validate.run = run\n"
+        "sys.exit(cli.main(['validate', '--repo', sys.argv[1]]))\n"
+    )
+    shell = '"$0" -c "$1" "$2" | head -1; echo "status ${PIPESTATUS[0]}"'
+    done = subprocess.run(
+        ["bash", "-c", shell, sys.executable, code, str(workdir.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.stdout, done.stderr) == ("line 0\nstatus 141\n", "")
