@@ -920,11 +920,31 @@ def test_import_of_something_that_is_not_a_chasquid_dir(capsys, tmp_path):
     assert run(capsys, "import", str(tmp_path / "etc"), str(tmp_path / "conf")) == (
         1,
         "",
-        f"gitops-mail: error: {tmp_path / 'etc'} does not look like a chasquid config dir "
-        "(no chasquid.conf, or no domains/<domain>/)\n"
+        f"gitops-mail: error: {tmp_path / 'etc'} does not look like a chasquid config dir: "
+        "it has no chasquid.conf\n"
         "    hint: pass the directory chasquid runs with, usually /etc/chasquid\n",
     )
     assert not (tmp_path / "conf").exists()
+
+
+def test_import_of_a_fresh_debian_install_says_what_is_missing_and_how_to_go_on(capsys, tmp_path):
+    # What the chasquid package installs: chasquid.conf, hooks/, certs/ and an empty domains/.
+    etc = tmp_path / "chasquid"
+    _write(etc / "chasquid.conf", '# hostname: "mail.example.com"\n')
+    _write(etc / "certs" / "README.certs", "Put certificates here.\n")
+    _write(etc / "hooks" / "post-data", "#!/bin/sh\n")
+    (etc / "domains").mkdir()
+    conf = tmp_path / "conf"
+    assert run(capsys, "import", str(etc), str(conf)) == (
+        1,
+        "",
+        f"gitops-mail: error: {etc} serves no domain yet: {etc / 'domains'} has no <domain>/ "
+        "directory (a freshly installed chasquid package has none), so there is nothing to "
+        "import\n"
+        f"    hint: start a new conf repo instead: gitops-mail init YOUR-DOMAIN {conf}; or "
+        f"create {etc / 'domains' / 'YOUR-DOMAIN'}/ and import again\n",
+    )
+    assert not conf.exists()
 
 
 def test_an_operating_system_error_is_reported_without_a_traceback(
