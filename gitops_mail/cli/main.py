@@ -8,9 +8,10 @@ be read), 130 for Ctrl-C, and tracebacks only with ``--debug``.
 
 A command line that cannot be parsed (unknown option, missing argument)
 exits 64, EX_USAGE of sysexits(3): never 2, which ``plan`` keeps for "there
-are changes". An argument that parses but is wrong (an address that is not
-one, a user that exists) is a ``UsageError``: 1, like every other error. No command at all prints the help on
-standard error and exits 1, as git does. Output cut short by its reader
+are changes". An argument that parses but is wrong (an address that is
+not one, a user that exists) is a ``UsageError``: 1, like every other
+error. No command at all prints the help on standard error and exits 1, as
+git does. Output cut short by its reader
 (``gitops-mail history | head``) ends quietly with 141, as a program killed
 by SIGPIPE does in a shell.
 """
@@ -45,8 +46,6 @@ def _source_options(p: argparse.ArgumentParser) -> None:
 def config_option(p: argparse.ArgumentParser, help_text: str) -> None:
     """``--config`` after the command too; without it the global one (or its default) holds."""
     p.add_argument("--config", default=argparse.SUPPRESS, help=f"{help_text} (as the global one)")
-
-
 
 
 class _Parser(argparse.ArgumentParser):

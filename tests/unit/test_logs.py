@@ -383,3 +383,50 @@ def test_importing_the_module_does_not_import_structlog() -> None:
         cwd=Path(__file__).parents[2],
     )
     assert done.stdout == "False\n"
+
+
+def _log_to_file(tmp_path: Path, journal: bool) -> list[str]:
+    """Run a child that logs an error, a warning and an info line to a file as its stderr."""
+    err = tmp_path / "stderr"
+    code = (
+        "import logging\n"
+        "from gitops_mail import logs\n"
+        "logs.configure(json=True, level='debug')\n"
+        "log = logs.get_logger('gitops_mail.daemon')\n"
+        "log.error('reconcile.failed', revision='1a2b3c4')\n"
+        "log.warning('backoff')\n"
+        "log.info('reconcile.done')\n"
+        "log.debug('detail')\n"
+        "logging.getLogger('watchdog').error('library error')\n"
+    )
+    with err.open("wb") as stream:
+        info = Path(stream.name).stat()
+        env = {"PATH": "/usr/bin:/bin"}
+        if journal:
+            env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+        subprocess.run([sys.executable, "-c", code], stderr=stream, env=env, check=True)
+    return err.read_text().splitlines()
+
+
+def test_under_journald_each_line_carries_its_syslog_priority(tmp_path: Path) -> None:
+    lines = _log_to_file(tmp_path, journal=True)
+    assert [line[:3] for line in lines] == ["<3>", "<4>", "<6>", "<7>", "<3>"]
+    events = [json.loads(line[3:]) for line in lines]
+    assert [e["event"] for e in events] == [
+        "reconcile.failed",
+        "backoff",
+        "reconcile.done",
+        "detail",
+        "library error",
+    ]
+
+
+def test_elsewhere_lines_are_plain_json(tmp_path: Path) -> None:
+    lines = _log_to_file(tmp_path, journal=False)
+    assert [json.loads(line)["level"] for line in lines] == [
+        "error",
+        "warning",
+        "info",
+        "debug",
+        "error",
+    ]
