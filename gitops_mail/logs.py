@@ -110,7 +110,7 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=use_colour(sys.stderr))
     )
     if on_journal():
         renderer = _with_priority(renderer)
@@ -124,6 +124,13 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         cache_logger_on_first_use=False,
     )
     _route_stdlib(number, tail)
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    import os  # noqa: PLC0415 - cheap, but only configure() needs it
+
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def on_journal(stream: TextIO | None = None) -> bool:

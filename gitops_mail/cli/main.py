@@ -170,6 +170,7 @@ def _user(sub: Subparsers) -> None:
         action="store_true",
         help="create the domain's directory if it does not exist",
     )
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text", help="for list")
 
 
 def _alias(sub: Subparsers) -> None:
@@ -177,6 +178,7 @@ def _alias(sub: Subparsers) -> None:
     p.add_argument("action", choices=("resolve",))
     p.add_argument("address")
     _source_options(p)
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
 
 
 def _init(sub: Subparsers) -> None:

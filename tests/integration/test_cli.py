@@ -491,6 +491,13 @@ def test_user_passwd_and_remove(capsys, monkeypatch, published, workdir):
     )
 
 
+def test_user_list_as_json(capsys, monkeypatch, published, workdir):
+    _user(capsys, monkeypatch, workdir, "add", "i@example.com")
+    code, out, err = run(capsys, "user", "list", "--format", "json", "--repo", str(workdir.path))
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"users": [{"address": "i@example.com", "scheme": "scrypt"}]}
+
+
 def test_user_list_by_domain(capsys, monkeypatch, published, workdir):
     _user(capsys, monkeypatch, workdir, "add", "i@example.com")
     _user(capsys, monkeypatch, workdir, "add", "bob@example.org", "--create-domain")
@@ -674,6 +681,36 @@ def aliases_repo(tmp_path, make_repo):
 )
 def test_alias_resolve(capsys, aliases_repo, address, out):
     assert run(capsys, "alias", "resolve", address, "--repo", str(aliases_repo)) == (0, out, "")
+
+
+def test_alias_resolve_as_json(capsys, aliases_repo):
+    def resolved(address: str) -> object:
+        code, out, err = run(
+            capsys, "alias", "resolve", address, "--format", "json", "--repo", str(aliases_repo)
+        )
+        assert (code, err) == (0, "")
+        return json.loads(out)
+
+    assert resolved("team@example.com") == {
+        "address": "team@example.com",
+        "local": True,
+        "catch_all": False,
+        "recipients": [
+            {"address": "carol@example.net", "kind": "email"},
+            {"address": "i@example.com", "kind": "email"},
+            {"address": "i@example.com", "kind": "email"},
+        ],
+    }
+    assert resolved("list@example.com")["recipients"] == [  # type: ignore[index]
+        {"address": "/usr/bin/list-receive -l team", "kind": "pipe"}
+    ]
+    assert resolved("x@example.org")["catch_all"] is True  # type: ignore[index]
+    assert resolved("someone@gmail.com") == {
+        "address": "someone@gmail.com",
+        "local": False,
+        "catch_all": False,
+        "recipients": [{"address": "someone@gmail.com", "kind": "remote"}],
+    }
 
 
 def test_alias_resolve_of_an_address_nobody_receives(capsys, aliases_repo):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import re
@@ -430,3 +431,20 @@ def test_elsewhere_lines_are_plain_json(tmp_path: Path) -> None:
         "debug",
         "error",
     ]
+
+
+class _Terminal:
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert logs.use_colour(_Terminal()) is True  # type: ignore[arg-type]
+    assert logs.use_colour(io.StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert logs.use_colour(_Terminal()) is False  # type: ignore[arg-type]
