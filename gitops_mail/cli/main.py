@@ -150,9 +150,11 @@ def _plan(sub: Subparsers) -> None:
     base.add_argument(
         "--live",
         action="store_true",
-        help="compare with the live config dir named by the host settings",
+        help="the plan `apply` makes on this host: from its live revision to the host's "
+        "branch (or --rev) of the repo its settings name (or --repo)",
     )
     p.add_argument("--format", choices=FORMATS_PLAN, default="text")
+    p.set_defaults(repo=None, rev=None)  # --live takes both from the host settings
 
 
 def _user(sub: Subparsers) -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
+from support.repo import ALIASES, ALIASES_PATH, CONF, MANIFEST_PATH, USERS_PATH, repo_files
 from support.tools import needs
 
 from gitops_mail.cli import main as cli
@@ -368,28 +368,62 @@ def _live_dir(tmp_path: Path) -> Path:
     return live
 
 
-def _host_settings(tmp_path: Path, config_dir: Path) -> Path:
+def _host_settings(tmp_path: Path, config_dir: Path, repo: Path | None = None) -> Path:
     path = tmp_path / "host.yaml"
-    path.write_text(f"repo: /srv/mail-conf.git\nchasquid:\n  config_dir: {config_dir}\n")
+    path.write_text(
+        f"repo: {repo or '/srv/mail-conf.git'}\nstate_dir: {tmp_path / 'state'}\n"
+        f"chasquid:\n  config_dir: {config_dir}\n"
+    )
     return path
 
 
-def test_plan_live_compares_with_the_config_dir(capsys, published, workdir, tmp_path, monkeypatch):
-    workdir.commit({"README.md": "# our mail\n"}, "readme")  # not part of chasquid: not shown
-    settings = _host_settings(tmp_path, _live_dir(tmp_path))
+def _record_live(tmp_path: Path, revision: str) -> None:
+    """What a successful apply of ``revision`` leaves in the state dir."""
+    from gitops_mail.apply.store import Attempt, StateStore  # noqa: PLC0415
+
+    attempt = Attempt(revision, "2026-12-01T00:00:00+00:00", "applied", summary="x")
+    StateStore(tmp_path / "state").record(attempt, applied=revision)
+
+
+def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtures
+    capsys, published, workdir, origin, tmp_path, monkeypatch
+):
+    # The host's repo and branch by default; chasquid's tree as it is on disk (one alias
+    # behind); the manifest from the revision recorded live, as apply's own plan has it.
+    _record_live(tmp_path, published)
+    manifest = str(FILES[MANIFEST_PATH]).replace(
+        "example.com: {}", "example.com: {dmarc: {p: reject}}"
+    )
+    tip = workdir.commit({MANIFEST_PATH: manifest}, "DMARC reject")
+    workdir.push()
+    settings = _host_settings(tmp_path, _live_dir(tmp_path), origin.path)
     expected = (
         2,
-        f"Plan: live {tmp_path / 'etc-chasquid'} -> {workdir.git('rev-parse', 'HEAD')[:7]}\n"
+        f"Plan: live {tmp_path / 'etc-chasquid'} -> {tip[:7]}\n"
         "  + alias sales@example.com -> carol@example.net\n"
+        "  - manifest domains.example.com (was {})\n"
+        "  + manifest domains.example.com.dmarc.p -> reject\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload)\n",
         "",
     )
-    repo = str(workdir.path)
-    assert run(capsys, "--config", str(settings), "plan", "--repo", repo, "--live") == expected
-    assert run(capsys, "plan", "--repo", repo, "--live", "--config", str(settings)) == expected
+    assert run(capsys, "--config", str(settings), "plan", "--live") == expected
+    assert run(capsys, "plan", "--live", "--config", str(settings)) == expected
     monkeypatch.setenv("GITOPS_MAIL_CONFIG", str(settings))
-    assert run(capsys, "plan", "--repo", repo, "--live") == expected
+    assert run(capsys, "plan", "--live") == expected
+    assert run(capsys, "plan", "--repo", str(workdir.path), "--live") == expected
+
+
+def test_plan_live_with_nothing_recorded_live_plans_the_manifest_from_nothing(
+    capsys, published, origin, tmp_path
+):
+    settings = _host_settings(tmp_path, _live_dir(tmp_path), origin.path)
+    code, out, err = run(capsys, "plan", "--live", "--config", str(settings))
+    assert (code, err) == (2, "")
+    assert (
+        "  + certificate mail.example.com -> acme_sh /root/.acme.sh/mail.example.com_ecc\n" in out
+    )
+    assert out.endswith("chasquid: restart (chasquid loads certificates only at start)\n")
 
 
 def test_plan_live_without_host_settings(capsys, published, workdir, tmp_path):
