@@ -117,6 +117,9 @@ def _validate(sub: Subparsers) -> None:
     _source_options(p)
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    config_option(
+        p, "host settings whose policy to judge by (default: $GITOPS_MAIL_CONFIG if it exists)"
+    )
 
 
 def _plan(sub: Subparsers) -> None:

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     with collector_paused():
         new = load_source(args)
         base = _base_state(args, new)
-        plan = make_plan(base, new, tuple(validate(new)))
+        plan = make_plan(base, new, tuple(validate(new, policy=None)))
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(
         args.format, report.plan_text
     )
