@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
+from gitops_mail.cli.validate import host_policy
 from gitops_mail.core import report
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.plan.make import make_plan
@@ -23,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     with collector_paused():
         new = load_source(args)
         base = _base_state(args, new)
-        plan = make_plan(base, new, tuple(validate(new, policy=None)))
+        policy = host_policy(getattr(args, "config", None))  # as validate judges
+        plan = make_plan(base, new, tuple(validate(new, policy=policy)))
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(
         args.format, report.plan_text
     )

@@ -104,3 +104,13 @@ def _short(repo: Path) -> str:
         check=True,
     )
     return done.stdout.strip()
+
+
+def test_plan_judges_as_validate_does(capsys, checkout, tmp_path, monkeypatch) -> None:
+    code, out, _ = run(capsys, "plan", "--repo", str(checkout), "--base", "HEAD")
+    assert code == 0  # no change against itself; the note is only told
+    assert out.splitlines()[-2:] == [f"  {NOTE}", f"  {HINT}"]
+    monkeypatch.setenv("GITOPS_MAIL_CONFIG", str(host(tmp_path)))
+    code, out, _ = run(capsys, "plan", "--repo", str(checkout), "--base", "HEAD")
+    assert code == 1
+    assert out.splitlines()[-2:] == [f"  {LINE}", f"  {HINT}"]
