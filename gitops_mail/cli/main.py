@@ -84,10 +84,12 @@ def _columns() -> int:
         return 80
 
 
-def _add(sub: Subparsers, name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+def _add(
+    sub: Subparsers, name: str, module: str, help_text: str, config: str = "host settings file"
+) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
     p.set_defaults(module=module, command=name)
-    config_option(p, "host settings file")  # before or after the command, for every command
+    config_option(p, config)  # before or after the command, for every command
     return p
 
 
@@ -128,7 +130,8 @@ def _named_command(argv: Sequence[str]) -> str | None:
 
 
 def _validate(sub: Subparsers) -> None:
-    p = _add(sub, "validate", "validate", "check a revision; every problem at once")
+    policy = "host settings whose policy to judge by (default: $GITOPS_MAIL_CONFIG if it exists)"
+    p = _add(sub, "validate", "validate", "check a revision; every problem at once", policy)
     _source_options(p)
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
+from gitops_mail.cli.validate import host_policy
 from gitops_mail.core import report
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.plan.make import make_plan
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             _default_source(args, repo=".", rev="HEAD")
             new = load_source(args)
-            plan = make_plan(_base_state(args, new), new, tuple(validate(new)))
+            policy = host_policy(getattr(args, "config", None))  # as validate judges
+            plan = make_plan(_base_state(args, new), new, tuple(validate(new, policy=policy)))
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(
         args.format, report.plan_text
     )
@@ -61,7 +63,7 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
-    return make_plan(live, new, tuple(validate(new)))
+    return make_plan(live, new, tuple(validate(new, policy=settings.policy)))
 
 
 def _revision_or_nothing(repo: Path, revision: str | None) -> Snapshot:
