@@ -46,20 +46,15 @@ OVERRIDES = (
     # The shell command that lists an alternate object store's tips during a
     # fetch; `true` lists none, so the fetch only negotiates less well.
     ("core.alternateRefsCommand", "true"),
-    # The programs that sign and verify commits (a signature made in a checkout
-    # is made by this host's gpg, gpgsm or ssh-keygen) and the command asked for
-    # an SSH signing key (empty: none is run).
-    ("gpg.program", "gpg"),
-    ("gpg.openpgp.program", "gpg"),
-    ("gpg.x509.program", "gpgsm"),
-    ("gpg.ssh.program", "ssh-keygen"),
-    ("gpg.ssh.defaultKeyCommand", ""),
 )
 # Not overridden, because our calls never reach them: pagers and editors (no
 # terminal, no editing), diff and merge drivers, textconv and external diffs
-# (`--no-ext-diff --no-textconv` where a diff is asked for), aliases and tools.
-# Clean filters (`filter.<driver>.clean`, any name) run in `git add` in a
-# checkout: as the checkout's owner, like everything else here.
+# (`--no-ext-diff --no-textconv` where a diff is asked for), aliases and tools,
+# signing and verifying programs (gpg.program, gpg.<format>.program: the bot's
+# commit-tree says --no-gpg-sign, push --no-signed, and nothing verifies).
+# A commit made in a checkout for its owner (`gitops-mail user add`) signs, and
+# runs clean filters (`filter.<driver>.clean`), as that checkout's config says:
+# as the checkout's owner, like everything else here.
 
 _PROTOCOLS = "file:git:ssh:http:https"  # no ext:: (runs a command), no remote helper
 _LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
