@@ -65,18 +65,22 @@ def owner(repo: Path) -> procs.Identity | None:
 
     The owner is that of the git dir ``repo`` is in (found as git finds it:
     ``.git`` or a bare repository in ``repo`` or above), with the git dir's
-    group. None means "as ourselves": not root, a root-owned repo, or no repo.
+    group; if that is root's, the owner of ``repo`` itself, so that a ``.git``
+    its owner points at a directory of root's does not make git run as root
+    (git then refuses the mix of owners). None means "as ourselves": not root,
+    or all of it root's.
     """
     if os.geteuid() != 0:
         return None
-    git_dir = _git_dir(Path(os.path.realpath(repo)))
-    if git_dir is None:
-        return None
-    try:
-        found = os.stat(git_dir)
-    except OSError:
-        return None
-    return None if found.st_uid == 0 else procs.Identity(found.st_uid, found.st_gid)
+    path = Path(os.path.realpath(repo))
+    for candidate in (_git_dir(path), path):
+        try:
+            found = os.stat(candidate) if candidate is not None else None
+        except OSError:
+            continue
+        if found is not None and found.st_uid != 0:
+            return procs.Identity(found.st_uid, found.st_gid)
+    return None
 
 
 def environment(who: procs.Identity | None) -> dict[str, str]:

@@ -27,7 +27,7 @@ from support.repo import ALIASES, ALIASES_PATH, repo_files
 
 import gitops_mail
 from gitops_mail.cli import hooks
-from gitops_mail.errors import RepoError
+from gitops_mail.errors import GitopsMailError, RepoError
 from gitops_mail.git import launch
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.git import read as gitread
@@ -156,6 +156,23 @@ def test_the_owner_of_a_repo_is_that_of_its_git_dir(pusher: Pusher, tmp_path: Pa
     root_repo = tmp_path / "mine.git"
     run(root_repo, "init", "--quiet", "--bare")
     assert launch.owner(root_repo) is None
+
+
+def test_a_git_dir_of_roots_named_by_the_pushers_repo_is_used_as_the_pusher(
+    pusher: Pusher,
+) -> None:
+    repo = pusher.bare_repo()
+    roots = pusher.root / "roots.git"  # root's, readable by all
+    run(roots, "init", "--quiet", "--bare", "--initial-branch=main")
+    empty = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree
+    first = procs.run(["git", "--git-dir", roots, "commit-tree", empty, "-m", "x"]).text.strip()
+    run(roots, "update-ref", "refs/heads/main", first)
+    pusher.run(["ln", "-s", str(roots), str(repo / ".git")])  # git looks at .git first
+
+    assert launch.owner(repo) == procs.Identity(pusher.uid, pusher.gid)
+    with pytest.raises(GitopsMailError, match="insufficient permission"):
+        gitwrite.commit_files(repo, "main", "main", {"dns/x.zone": b"x\n"}, "m", author=BOT)
+    assert tip(roots) == first  # root wrote nothing through the pusher's pointer
 
 
 # --- hooks and config in any repository, our own included --------------------------------
