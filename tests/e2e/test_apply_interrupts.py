@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import chasquiduser
 
 pytest.register_assert_rewrite("apply_fixtures")
 
@@ -240,8 +241,7 @@ def test_sigterm_before_the_swap_stops_at_once_and_leaves_nothing(sandbox: Sandb
     box = sandbox
     before, pid = box.tree(), box.pid()
     history = box.history()
-    gate = box.root / "gate"
-    gate.mkdir()
+    gate = chasquiduser.give(box.root / "gate", directory=True)  # the wrapper runs as chasquid
     wrapper = box.root / "chasquid-wrapper"
     wrapper.write_text(CHASQUID_WRAPPER.format(gate=gate))
     wrapper.chmod(0o755)

@@ -7,11 +7,12 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support import chasquiduser
+from support.wait import poll
 
 from gitops_mail.errors import CommandError
 from gitops_mail.host import procs
@@ -33,9 +34,22 @@ LOOPBACK_LISTEN = "Server listening on 127.0.0.1:0"
 
 @pytest.fixture(autouse=True)
 def _no_process_left(tmp_path: Path):
-    """After each test: no chasquid, nothing started from tmp_path, no unreaped child."""
+    """After each test: no chasquid, nothing started from tmp_path, no unreaped child.
+
+    Polled: a grandchild killed with its group (a wrapper's chasquid) is reaped
+    by the namespace's init a moment later.
+    """
     yield
-    assert leftovers(tmp_path) == []
+    left: list[str] = []
+
+    def none_left() -> bool:
+        left[:] = leftovers(tmp_path)
+        return not left
+
+    try:
+        poll(none_left, 5, "no process left")
+    except AssertionError:
+        assert left == []
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -80,13 +94,19 @@ def write_script(path: Path, text: str) -> Path:
 @pytest.fixture
 def config(tmp_path: Path, make_config_dir) -> ConfigDir:
     """A valid config dir; domains/example.test has no users file (see ``with_user``)."""
-    return make_config_dir(tmp_path)
+    return chasquiduser_tree(make_config_dir(tmp_path))
 
 
 @pytest.fixture
 def with_user(config: ConfigDir) -> ConfigDir:
     """``config`` with USER in domains/example.test/users."""
     config.add_user(USER, PASSWORD)
+    return chasquiduser_tree(config)
+
+
+def chasquiduser_tree(config: ConfigDir) -> ConfigDir:
+    """``config`` readable by chasquid, as gitops-mail installs a tree (0640 root:chasquid)."""
+    chasquiduser.as_installed(config.path)
     return config
 
 
@@ -116,7 +136,8 @@ def test_valid_config_passes(with_user: ConfigDir) -> None:
     assert "Got signal to exit" not in result.log  # the log ends where it was judged
     assert result.duration_ms > 0
     used = data_dir_used(result)
-    assert used.parent == Path(tempfile.gettempdir())
+    assert used.parent == with_user.path.parent  # beside the staged tree, never in /tmp
+    assert used.name.startswith("preflight-")
     assert not used.exists()
 
 
@@ -299,7 +320,7 @@ def test_never_delivers_the_queue_the_staged_config_names(
     assert result.ok, result.log
     used = data_dir_used(result)
     assert used != server.data_dir
-    assert used.name.startswith("gitops-mail-preflight-")
+    assert used.name.startswith("preflight-")
     assert not used.exists()
     assert sorted(p.name for p in (server.data_dir / "queue").iterdir()) == queue
     assert config.read_mailbox(USER) == b""
@@ -318,7 +339,7 @@ def test_binds_only_loopback(tmp_path: Path, config: ConfigDir) -> None:
             'submission_over_tls_address: "0.0.0.0:465"\n'
             'monitoring_address: "0.0.0.0:1099"\n'
         )
-    snapshot = tmp_path / "listening"
+    snapshot = chasquiduser.give(tmp_path / "listening")  # the wrapper runs as chasquid
     wrapper = write_script(tmp_path / "chasquid-wrapper", WRAPPER.format(sys.executable, snapshot))
 
     result = preflight(config.path, binary=wrapper)

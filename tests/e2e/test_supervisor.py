@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import chasquiduser
 
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import settings as hostsettings
@@ -112,6 +113,8 @@ class Host:
 def host(tmp_path: Path, make_config_dir: Callable[..., Any]) -> Host:
     """Host settings (service: supervise) for a config dir that names its own ports."""
     config = make_config_dir(tmp_path)
+    chasquiduser.give(tmp_path / "data", directory=True)
+    chasquiduser.give(tmp_path / "mail.log")
     port = free_port()
     with (config.path / "chasquid.conf").open("a") as conf:
         conf.write(
@@ -131,6 +134,7 @@ def host(tmp_path: Path, make_config_dir: Callable[..., Any]) -> Host:
         "  service: supervise\n"
         '  args: ["-testing__reload_every=1s"]\n'
     )
+    chasquiduser.as_installed(config.path)
     return Host(hostsettings.load(str(path)), port)
 
 
