@@ -14,23 +14,21 @@ state dir (``state_dir`` in the host settings) is root's:
 daemon's pid file, the supervisor's lock, the record of attempts). It makes a
 missing state dir, and refuses one that is a symlink, not a directory, not
 ours, or inside a directory another user can write. One with a mode bit
-beyond 0750 is repaired; if group or others could write it, only when
-everything in it is a file or directory of ours with one link, and otherwise
-it is refused, naming what is suspect.
+beyond 0750 is repaired (0700, or 07x0 for a group other than root's); if
+group or others could write it, only when everything in it is a file or
+directory of ours with one link, and otherwise it is refused, naming what is
+suspect.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
 from pathlib import Path
 
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import localfs
-
-log = logging.getLogger(__name__)
 
 SHARED = ("state.json", "daemon.json")  # what the post-receive hook reads, as the pusher
 DIR_MODE = 0o700
@@ -59,7 +57,7 @@ def prepare(state_dir: Path) -> None:
         raise GitopsMailError(f"the state dir {state_dir} vanished while being made", HINT)
     _check(state_dir, info)
     if stat.S_IMODE(info.st_mode) & ~_ALLOWED:
-        _repair(state_dir, stat.S_IMODE(info.st_mode))
+        _repair(state_dir, stat.S_IMODE(info.st_mode), _repaired_mode(info))
 
 
 def share(state_dir: Path, gid: int) -> None:
@@ -173,13 +171,19 @@ def _open_to_others(info: os.stat_result) -> str:
 # --- repairing ----------------------------------------------------------------------------
 
 
-def _repair(state_dir: Path, mode: int) -> None:
+def _repaired_mode(info: os.stat_result) -> int:
+    """The owner's bits; a group of its own (not root's, as ``share`` sets) keeps its read
+    and search. Nothing is added: a read-only state dir stays read-only."""
+    mode = stat.S_IMODE(info.st_mode)
+    return (mode & DIR_MODE) | (mode & 0o050 if info.st_gid != 0 else 0)
+
+
+def _repair(state_dir: Path, mode: int, repaired: int) -> None:
     """Close a state dir open to others; refuse it if someone else may have written there."""
     try:
-        _set_dir_mode(state_dir, mode & _ALLOWED)  # first: nobody else gets in meanwhile
+        _set_dir_mode(state_dir, repaired)  # first: nobody else gets in meanwhile
         suspects = _suspects(state_dir) if mode & _OTHERS_WRITE else []
-        if not suspects:
-            _set_entry_modes(state_dir)
+        _set_entry_modes(state_dir)  # ours only: never through a symlink, never another's file
     except OSError as exc:
         raise GitopsMailError(f"cannot repair the state dir {state_dir}: {exc.strerror}") from exc
     if suspects:
@@ -189,7 +193,11 @@ def _repair(state_dir: Path, mode: int) -> None:
             "someone may have tampered with it: check those and remove them, then run "
             "gitops-mail again (it has closed the state dir and repairs the rest itself)",
         )
-    log.warning("the state dir %s had mode %04o; it is %04o now", state_dir, mode, mode & _ALLOWED)
+    import logging  # noqa: PLC0415 - rare; the push hooks import this module and start fast
+
+    logging.getLogger(__name__).warning(
+        "the state dir %s had mode %04o; it is %04o now", state_dir, mode, repaired
+    )
 
 
 def _suspects(state_dir: Path) -> list[str]:
@@ -224,7 +232,7 @@ def _set_entry_modes(state_dir: Path) -> None:
                 continue
             if stat.S_ISDIR(info.st_mode):
                 _set_dir_mode(Path(entry.path), DIR_MODE)
-            elif stat.S_ISREG(info.st_mode):
+            elif stat.S_ISREG(info.st_mode) and info.st_nlink == 1:  # a link may be any file
                 mode = SHARED_FILE_MODE if entry.name in SHARED else FILE_MODE
                 _set_file_mode(Path(entry.path), mode)
 

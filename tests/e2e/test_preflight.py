@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import pytest
 from support import chasquiduser
 from support.wait import poll
 
-from gitops_mail.errors import CommandError
+from gitops_mail.errors import CommandError, GitopsMailError
 from gitops_mail.host import procs
 from gitops_mail.host.preflight import PreflightResult, error_lines, preflight
 
@@ -437,3 +438,70 @@ def test_spawn_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
         assert child.stdout.readline() == b"ready\n"
     assert child.returncode == -signal.SIGKILL
     assert child.stdout.closed
+
+
+# --- as the chasquid user, leaving nothing behind -------------------------------------------
+
+# Records the credentials of the process that then becomes the program.
+WHO = """#!/bin/sh
+grep -E '^(Uid|Gid|Groups|CapEff):' /proc/$$/status >{out}
+exec {program} "$@"
+"""
+
+
+def credentials(path: Path) -> dict[str, list[str]]:
+    return {k: v.split() for k, v in (line.split(":", 1) for line in path.read_text().splitlines())}
+
+
+def test_chasquid_and_chasquid_util_run_as_chasquid(tmp_path: Path, with_user: ConfigDir) -> None:
+    uid, gid = (str(n) for n in chasquiduser.ids())
+    seen = {name: chasquiduser.give(tmp_path / f"{name}.status") for name in ("chasquid", "util")}
+    binary = write_script(
+        tmp_path / "chasquid-who", WHO.format(out=seen["chasquid"], program="/usr/bin/chasquid")
+    )
+    util = write_script(
+        tmp_path / "util-who", WHO.format(out=seen["util"], program="/usr/bin/chasquid-util")
+    )
+
+    result = preflight(with_user.path, binary=binary, util=util)
+
+    assert (result.ok, result.errors) == (True, ()), result.log
+    assert credentials(seen["chasquid"]) == {
+        "Uid": [uid] * 4,
+        "Gid": [gid] * 4,
+        "Groups": [gid],
+        "CapEff": ["0000000000000000"],
+    }
+    assert credentials(seen["util"]) == {
+        "Uid": [uid] * 4,
+        "Gid": [gid] * 4,
+        "Groups": [],
+        "CapEff": ["0000000000000000"],
+    }
+
+
+def test_a_missing_chasquid_user_is_an_error_not_a_verdict(with_user: ConfigDir) -> None:
+    with pytest.raises(GitopsMailError) as caught:
+        preflight(with_user.path, user="no-such-chasquid-user")
+    assert caught.value.message == (
+        "there is no user 'no-such-chasquid-user' on this host to run chasquid as"
+    )
+
+
+def test_leftovers_of_a_killed_preflight_are_removed_by_the_next(
+    tmp_path: Path, with_user: ConfigDir
+) -> None:
+    leftover = tmp_path / "preflight-killed"
+    (leftover / "queue").mkdir(parents=True)
+    (leftover / "queue" / "m1").write_text("a message a killed pre-flight never sent\n")
+    busy = tmp_path / "preflight-busy"  # another pre-flight's, in use: kept
+    busy.mkdir()
+    held = os.open(busy, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = preflight(with_user.path)
+    finally:
+        os.close(held)
+
+    assert result.ok, result.log
+    assert sorted(p.name for p in tmp_path.glob("preflight-*")) == ["preflight-busy"]
