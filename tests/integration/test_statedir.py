@@ -425,3 +425,29 @@ def test_the_pusher_reads_the_result_of_a_push_and_nothing_else(
     for name in ("lock", "sources.json", "unproven"):
         assert "Permission denied" in denied(pusher, "cat", state / name)
     assert "Permission denied" in denied(pusher, "ln", "-sf", "/tmp/elsewhere", state / "lock")
+
+
+LOAD = """
+import sys
+from pathlib import Path
+from gitops_mail.apply.store import StateStore
+from gitops_mail.errors import GitopsMailError
+try:
+    StateStore(Path(sys.argv[1])).load()
+except GitopsMailError as exc:
+    print(exc.message)
+    print(exc.hint)
+"""
+
+
+def test_until_hooks_install_shares_it_the_pusher_is_told_how(
+    pusher: Pusher, host_dir: Path
+) -> None:
+    state = host_dir / "state"
+    as_root_under_umask_000(state)
+    done = pusher.run([hook_interpreter(host_dir), "-c", LOAD, state])
+    assert done.stdout == (
+        f"cannot read {state}/state.json: Permission denied\n"
+        "the push hooks read it as the pushing user: as root, run `gitops-mail hooks install "
+        "REPO` to let the repo's group read the results\n"
+    )
