@@ -15,8 +15,10 @@ import argparse
 import http.server
 import os
 import shlex
+import shutil
 import sys
 import sysconfig
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -367,14 +369,24 @@ def python_for(pusher: Pusher) -> str:
     return str(wrapper)
 
 
-def test_the_push_hooks_run_as_the_pusher_on_its_own_repo(pusher: Pusher, monkeypatch) -> None:
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A root-owned 0755 directory the pusher can traverse (pytest's own is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="gitops-host-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_push_hooks_run_as_the_pusher_on_its_own_repo(
+    pusher: Pusher, monkeypatch, open_tmp: Path
+) -> None:
     monkeypatch.setattr(sys, "executable", python_for(pusher))  # what the hooks will run
     repo = pusher.bare_repo()
     work = pusher.clone(repo)
     pusher.commit(work, repo_files(), "first")
     pusher.push(work)
-    host = pusher.root / "host"  # root's, readable by the pusher's hooks
-    host.mkdir(mode=0o755)
+    host = open_tmp  # root's, readable by the pusher's hooks, inside nothing the pusher owns
     settings = host / "gitops-mail.yaml"
     settings.write_text(f"repo: {repo}\nbranch: main\nstate_dir: {host / 'state'}\n")
     args = {"repo": str(repo), "config": str(settings), "timeout": 0.05, "force": False}
