@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import EXAMPLE, _git, make_scale_repo
-from bench.harness import GITOPS_MAIL, row
+from bench.harness import GITOPS_MAIL, for_chasquid, row
 
 CONF = """hostname: "mail.example.com"
 smtp_address: "127.0.0.1:2025"
@@ -162,10 +162,12 @@ def run(runs: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "example"
         root.mkdir()
+        for_chasquid(Path(tmp), root)
         repo = _example_repo(root, _cert(root))
         rows += _apply_rows(root, repo, "example.com", "example-conf", runs)
         scale_root = Path(tmp) / "scale-root"
         scale_root.mkdir()
+        for_chasquid(Path(tmp), scale_root)
         cert = _cert(scale_root)
         scale = make_scale_repo(scale_root, CONF.format(root=scale_root), cert)
         rows += _apply_rows(

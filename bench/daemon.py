@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.apply import _cert, _example_repo, _host, _supervised
 from bench.core import _git
-from bench.harness import GITOPS_MAIL, cpu_seconds, memory_mb, ms_row, poll, rcpt
+from bench.harness import GITOPS_MAIL, cpu_seconds, for_chasquid, memory_mb, ms_row, poll, rcpt
 
 PUSHES, RECONCILES, IDLE_S = 20, 1000, 60.0
 LIVE_DEADLINE_S = 20.0  # a push not live by then fails the benchmark
@@ -309,6 +309,7 @@ def run(
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        for_chasquid(root, root)
         box = _sandbox(root)
         with _supervised(box.host), _daemon(box) as pid:
             poll(lambda: _settled(box), 60, "the daemon's first pass")

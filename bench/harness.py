@@ -126,3 +126,16 @@ def ms_row(what: str, target: str, samples: list[float]) -> dict[str, object]:
         "max_ms": max(ms),
         "samples_ms": [round(s, 1) for s in ms],
     }
+
+
+def for_chasquid(tmp: Path, root: Path) -> None:
+    """Let chasquid, which runs as the chasquid user, reach ``root`` and write its own
+    data dir and mail log there (``TemporaryDirectory`` makes ``tmp`` 0700)."""
+    import shutil  # noqa: PLC0415 - only the sandboxes need it
+
+    for directory in {tmp, root}:
+        directory.chmod(0o711)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "mail.log").touch()
+    for path in (root / "data", root / "mail.log"):
+        shutil.chown(path, "chasquid", "chasquid")

@@ -188,7 +188,14 @@ def restore(
 
 def spec_from_disk(config_dir: Path, state: State | None, plan: Plan | None) -> ProbeSpec:
     conf_path = config_dir / "chasquid.conf"
-    config, problems = parse_config(conf_path.read_bytes(), str(conf_path))
+    try:
+        data = conf_path.read_bytes()
+    except OSError as exc:  # a restore to a host that had no configuration yet
+        raise GitopsMailError(
+            f"cannot probe: {conf_path} cannot be read ({exc.strerror})",
+            "chasquid has no configuration to serve",
+        ) from exc
+    config, problems = parse_config(data, str(conf_path))
     if config is None or config.hostname is None:
         raise GitopsMailError(
             f"cannot probe: {conf_path} does not name a hostname",
