@@ -261,7 +261,7 @@ def test_sigterm_before_the_swap_stops_at_once_and_leaves_nothing(sandbox: Sandb
     # The pre-flight's chasquid was stopped with the apply; one that the signal
     # caught still starting dies with it (parent-death signal), a moment later.
     poll(lambda: wrappers(wrapper) == [], what="the pre-flight's chasquid to end")
-    assert not (box.config_dir.parent / ".chasquid.gitops-mail" / "staging").exists()
+    assert not (box.config_dir / ".gitops-mail" / "staging").exists()
     assert box.tree() == before
     assert box.history() == history
     assert box.pid() == pid
