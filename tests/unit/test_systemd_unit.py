@@ -51,7 +51,7 @@ def test_the_capabilities_are_exactly_those_the_code_uses() -> None:
     assert set(bounding.split()) == {
         "CAP_CHOWN",  # livefs: owners of files and directories
         "CAP_FOWNER",  # livefs: modes of directories other users own
-        "CAP_DAC_OVERRIDE",  # the pusher's repo
+        "CAP_DAC_OVERRIDE",  # livefs: directories other users own; the pusher's repo
         "CAP_SETUID",  # host.procs.Identity: git as the repo owner, chasquid as chasquid
         "CAP_SETGID",
         "CAP_KILL",  # stopping a chasquid that runs as another user
