@@ -8,10 +8,8 @@ same commit: ``status``, ``history``, ``daemon.json``, the log, ``validate``
 and ``plan``. No chasquid is needed: the revisions are invalid, so nothing
 reaches the config dir.
 
-The hooks run as the pusher, with an interpreter the pusher can run: this
-machine's virtualenv points into /root (0700), so the installed scripts get the
-system's Python 3.11 and the same packages (``pusher_can_run``); on a server,
-gitops-mail is installed where every user can read it.
+The hooks run as the pusher, with an interpreter the pusher can run
+(``support.hostpython``: this machine's virtualenv lives under /root).
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,11 +29,11 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from support.hostpython import open_python
 from support.pusher import Pusher
 from support.repo import ALIASES, ALIASES_PATH, CONF_PATH, USERS_PATH, repo_files
 from support.wait import poll
 
-import gitops_mail
 from gitops_mail.cli import main as cli
 from gitops_mail.core.printable import CONTROLS
 from gitops_mail.daemon import status as daemonstatus
@@ -117,27 +114,12 @@ def scene(pusher: Pusher) -> Iterator[Scene]:
         "  service: supervise\n"
     )
     made.settings.chmod(0o644)
-    installed = made.gm("hooks", "install", str(repo), "--timeout", "30")
+    with pytest.MonkeyPatch.context() as patch:  # the interpreter the hooks record
+        patch.setattr(sys, "executable", str(open_python(host)))
+        installed = made.gm("hooks", "install", str(repo), "--timeout", "30")
     assert installed.code == 0, installed.text
-    pusher_can_run(repo / "hooks")
     yield made
     shutil.rmtree(host, ignore_errors=True)
-
-
-SYSTEM_PYTHON = "/usr/bin/python3.11"
-
-
-def pusher_can_run(hooks: Path) -> None:
-    """The installed hooks, run by an interpreter outside /root with this checkout's code."""
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"{SYSTEM_PYTHON} (for hooks run as the pusher) is not installed")
-    code = Path(gitops_mail.__file__).resolve().parents[1]
-    path = f"{code}:{sysconfig.get_paths()['purelib']}"
-    for name in ("pre-receive", "post-receive"):
-        script = (hooks / name).read_text()
-        assert os.path.abspath(sys.executable) in script
-        runner = f"env PYTHONPATH={path} {SYSTEM_PYTHON}"
-        (hooks / name).write_text(script.replace(os.path.abspath(sys.executable), runner))
 
 
 @contextlib.contextmanager
