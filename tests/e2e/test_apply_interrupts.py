@@ -272,7 +272,7 @@ def test_sigkill_during_the_preflight_leaves_no_chasquid_nor_directory(sandbox: 
     box = sandbox
     supervised, before = box.pid(), box.tree()
     revision = box.commit({ALIASES_PATH: BASE_ALIASES + "sales: ana\n"})
-    work_dir = box.config_dir.parent / ".chasquid.gitops-mail"
+    work_dir = box.config_dir / ".gitops-mail"
 
     done = box.gm("apply", env={"GITOPS_MAIL_FAULT": "preflight-running"})
 
