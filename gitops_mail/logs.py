@@ -8,7 +8,9 @@ journal, a pipe) and coloured key/values on a terminal; under systemd, when
 stderr is the journal (``JOURNAL_STREAM`` names it), each line starts with its
 syslog priority (``<3>`` for an error, sd-daemon(3)), so ``journalctl -p err``
 finds errors; every event gets an
-ISO 8601 UTC ``timestamp``, its ``level`` and the ``logger`` name. Records from
+ISO 8601 UTC ``timestamp``, its ``level`` and the ``logger`` name. Neither form shows
+a raw control character: JSON escapes them, and on a terminal ``escape_controls``
+does for the two texts the console renderer writes as they are. Records from
 libraries that use the standard ``logging`` module go through the same chain.
 
 ``redact`` runs on every event just before it is rendered and removes secrets
@@ -59,6 +61,8 @@ _HARMLESS_LAST = frozenset(
     {"path", "file", "dir", "len", "length", "bits", "count", "id", "name", "type", "size"}
 )
 _WORD = r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])"
+# The characters ``core.printable`` escapes (``logs`` sits below ``core``, so it has its own).
+CONTROLS = r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 # Patterns stay strings: ``re`` compiles and caches them on first use, not at import.
 _TEXT_NAME = (
@@ -115,7 +119,7 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
     if on_journal():
         renderer = _with_priority(renderer)
     tail: list[Processor] = [structlog.processors.format_exc_info, redact]
-    tail += [order_keys, renderer] if as_json else [renderer]
+    tail += [order_keys, renderer] if as_json else [escape_controls, renderer]
     structlog.configure(
         processors=[*_head(), add_logger_name, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(number),
@@ -173,6 +177,24 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     for key, value in list(event_dict.items()):
         event_dict[key] = REDACTED if is_secret_key(key) else redact_value(value)
     return event_dict
+
+
+def escape_controls(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor for the terminal: ``event`` on one line and ``exception`` (a
+    traceback: its line breaks kept) with their control characters escaped. The console
+    renderer writes these two as they are, and every other value as its repr."""
+    event, exception = event_dict.get("event"), event_dict.get("exception")
+    if isinstance(event, str):
+        event_dict["event"] = re.sub(CONTROLS, _escaped, event)
+    if isinstance(exception, str):
+        lines = (re.sub(CONTROLS, _escaped, line) for line in exception.split("\n"))
+        event_dict["exception"] = "\n".join(lines)
+    return event_dict
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return repr(found.group())[1:-1] if code < 0x100 else f"\\u{code:04x}"
 
 
 def add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

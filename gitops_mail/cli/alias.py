@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from gitops_mail.cli.source import load_source
 from gitops_mail.core.formats.addresses import normalize_domain
 from gitops_mail.core.formats.aliases.parse import Kind
+from gitops_mail.core.printable import json_text, shown
 from gitops_mail.errors import GitopsMailError, UsageError
 
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if getattr(args, "format", "text") == "json":
         answer = {"address": address, "local": local, "catch_all": resolution.catch_all}
-        print(json.dumps({**answer, "recipients": recipients}, indent=2, ensure_ascii=False))
+        print(json_text({**answer, "recipients": recipients}))
         return 0
     _print_text(recipients, domain, local=local, catch_all=resolution.catch_all)
     return 0
@@ -45,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
 def _print_text(
     recipients: list[dict[str, str]], domain: str, *, local: bool, catch_all: bool
 ) -> None:
-    for rcpt in recipients:
-        print(f"| {rcpt['address']}" if rcpt["kind"] == Kind.PIPE.name.lower() else rcpt["address"])
+    lines = [
+        f"| {rcpt['address']}" if rcpt["kind"] == Kind.PIPE.name.lower() else rcpt["address"]
+        for rcpt in recipients
+    ]
     if not local:
-        print(f"({domain} is not a local domain: chasquid relays the mail to its servers)")
+        lines.append(f"({domain} is not a local domain: chasquid relays the mail to its servers)")
     elif catch_all:
-        print(f"(through the catch-all of {domain})")
+        lines.append(f"(through the catch-all of {domain})")
+    for line in lines:
+        print(shown(line))  # addresses are the repo's: no raw control character

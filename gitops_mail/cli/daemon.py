@@ -29,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gitops_mail import logs
+from gitops_mail.core.printable import shown_lines
 from gitops_mail.daemon.status import daemon_pid, hold_pid_file, read_status
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import settings as hostsettings
@@ -189,7 +190,7 @@ def reconcile_now(settings: hostsettings.HostSettings, *, wait: bool, timeout: f
         )
         return 1
     revision = str(report.get("revision") or "?")[:7]
-    print(f"{report.get('result')} {revision}: {report.get('message')}")
+    print(shown_lines(f"{report.get('result')} {revision}: {report.get('message')}"))
     return 0 if report.get("result") in GOOD_RESULTS else 1
 
 

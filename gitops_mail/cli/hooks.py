@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops_mail.apply.store import Record, StateStore
+from gitops_mail.core.printable import shown_lines
 from gitops_mail.daemon import pushhooks
 from gitops_mail.errors import GitopsMailError, UsageError
 from gitops_mail.host import settings as hostsettings
@@ -258,9 +259,9 @@ def _say(text: str) -> None:
 
 
 def _say_error(exc: GitopsMailError) -> None:
-    _say(f"gitops-mail: error: {exc.message}\n")
+    _say(f"gitops-mail: error: {shown_lines(exc.message)}\n")
     if exc.hint:
-        _say(f"    hint: {exc.hint}\n")
+        _say(f"    hint: {shown_lines(exc.hint)}\n")
 
 
 # --- entry point of the installed scripts ------------------------------------------------

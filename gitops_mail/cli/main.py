@@ -321,14 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GitopsMailError as exc:
         if args.debug:
             raise
-        print(f"gitops-mail: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"    hint: {exc.hint}", file=sys.stderr)
+        _print_error(exc.message, exc.hint)
         return exc.exit_code
     except OSError as exc:
         if args.debug:
             raise
-        print(f"gitops-mail: error: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return 1
     except KeyboardInterrupt:
         print("gitops-mail: interrupted", file=sys.stderr)
@@ -343,6 +341,15 @@ def _reader_gone(debug: bool) -> int:
     os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit is quiet too
     os.close(devnull)
     return EX_PIPE
+
+
+def _print_error(message: str, hint: str = "") -> None:
+    """An error for a person: names in it may come from the repo, so no raw control character."""
+    from gitops_mail.core.printable import shown_lines  # noqa: PLC0415 - only errors need it
+
+    print(f"gitops-mail: error: {shown_lines(message)}", file=sys.stderr)
+    if hint:
+        print(f"    hint: {shown_lines(hint)}", file=sys.stderr)
 
 
 def console_main() -> None:

@@ -79,6 +79,7 @@ def _live_snapshot(config_dir: Path, settings_path: Path, around: Snapshot) -> S
     """The live config dir as if it were a revision: chasquid's tree from the disk,
     every other file from ``around``, the revision recorded live."""
     from gitops_mail.host import localfs  # noqa: PLC0415 - only --live needs it
+    from gitops_mail.host.livefs.scan import WORK_DIR  # noqa: PLC0415
 
     if not config_dir.is_dir():
         raise InvalidConfig(
@@ -86,7 +87,8 @@ def _live_snapshot(config_dir: Path, settings_path: Path, around: Snapshot) -> S
             f"(chasquid.config_dir in {settings_path})",
             "fix chasquid.config_dir in the host settings, or install chasquid first",
         )
-    live = localfs.read_directory(config_dir, prefix=CHASQUID_DIR + "/", skip=(".git", "certs"))
+    skip = (".git", "certs", WORK_DIR)  # WORK_DIR: gitops-mail's scratch space, not chasquid's
+    live = localfs.read_directory(config_dir, prefix=CHASQUID_DIR + "/", skip=skip)
     files = {p: e for p, e in around.files.items() if not p.startswith(CHASQUID_DIR + "/")}
     files.update(live.files)
     return Snapshot(files, f"live {config_dir}", None, live.directories)

@@ -80,7 +80,10 @@ def _unknown_passwords(data: bytes, path: str) -> bytes:
 
 
 def _import(chasquid_dir: Path, directory: Path) -> int:
-    live = localfs.read_directory(chasquid_dir, prefix=CHASQUID_DIR + "/", skip=(".git", "certs"))
+    from gitops_mail.host.livefs.scan import WORK_DIR  # noqa: PLC0415 - only import needs it
+
+    skip = (".git", "certs", WORK_DIR)  # WORK_DIR: gitops-mail's scratch space, not chasquid's
+    live = localfs.read_directory(chasquid_dir, prefix=CHASQUID_DIR + "/", skip=skip)
     files = {path: entry for path, entry in live.files.items() if _importable(path, entry)}
     skipped = sorted(set(live.files) - set(files))
     domains = _domain_dirs(live.directories)

@@ -1,5 +1,9 @@
 """``gitops-mail status``, ``history`` and ``rollback``: what is live, what
-happened, and undo through the same transaction as ``apply``."""
+happened, and undo through the same transaction as ``apply``.
+
+Every line printed goes through ``shown``: reasons, summaries and drift paths
+name what a pusher chose, and a control character in them stays an escape.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import argparse
 import json
 
 from gitops_mail.apply.reconcile import reconcile
-from gitops_mail.apply.store import Attempt, StateStore
+from gitops_mail.apply.store import Attempt, Record, StateStore
+from gitops_mail.core.printable import shown
 from gitops_mail.daemon import status as daemonstatus
 from gitops_mail.errors import GitopsMailError, NotFound
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.host import settings as hostsettings
 from gitops_mail.host.livefs import configdir as livefs
+from gitops_mail.host.livefs.scan import Drift
 from gitops_mail.host.service import service_for
 
 
@@ -48,28 +54,35 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
         "running": daemonstatus.daemon_pid(settings.state_dir) is not None,
     }
     if args.format == "json":
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(doc, indent=2))  # ensure_ascii: every control character escaped
         return 0
-    for line in daemonstatus.status_lines(settings.state_dir):
-        print(line)
-    print(f"repo:     {settings.repo} ({settings.branch} at {_short(tip)})")
-    print(
-        f"live:     {_short(record.applied)}"
-        + ("  (tip not applied yet)" if doc["pending"] else "")
-    )
-    print(
-        f"chasquid: {'running' if running else 'NOT RUNNING'} ({service_for(settings).describe()})"
-    )
+    for line in _status_lines(settings, record, drift, tip, running):
+        print(shown(line))
+    return 0 if running else 1
+
+
+def _status_lines(
+    settings: hostsettings.HostSettings,
+    record: Record,
+    drift: Drift,
+    tip: str | None,
+    running: bool,
+) -> list[str]:
+    lines = daemonstatus.status_lines(settings.state_dir)
+    lines.append(f"repo:     {settings.repo} ({settings.branch} at {_short(tip)})")
+    pending = "  (tip not applied yet)" if tip is not None and tip != record.applied else ""
+    lines.append(f"live:     {_short(record.applied)}{pending}")
+    state = "running" if running else "NOT RUNNING"
+    lines.append(f"chasquid: {state} ({service_for(settings).describe()})")
     if record.last:
-        print(f"last:     {_attempt_line(record.last)}")
+        lines.append(f"last:     {_attempt_line(record.last)}")
     for label, paths in (
         ("changed by hand", drift.modified),
         ("deleted by hand", drift.missing),
         ("not managed", drift.foreign),
     ):
-        for path in paths:
-            print(f"drift:    {path}: {label}")
-    return 0 if running else 1
+        lines += [f"drift:    {path}: {label}" for path in paths]
+    return lines
 
 
 def _short(rev: str | None) -> str:
@@ -106,7 +119,7 @@ def _history(store: StateStore, args: argparse.Namespace) -> int:
     if not record.history:
         print("no apply has run on this host yet")
     for attempt in record.history:
-        print(_attempt_line(attempt))
+        print(shown(_attempt_line(attempt)))
     return 0
 
 
@@ -118,7 +131,7 @@ def _rollback(settings: hostsettings.HostSettings, args: argparse.Namespace) -> 
             "name one with --to REV (see `gitops-mail history`)",
         )
     outcome = reconcile(settings, target, wait=not args.no_wait)
-    print(f"rolled back: {outcome.message}")
+    print(shown(f"rolled back: {outcome.message}"))
     print(
         "note: the next push (or `gitops-mail apply`) applies the branch tip again; "
         "`git revert` the bad commit to make the rollback stick"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gitops_mail.cli.source import read_worktree
 from gitops_mail.core import domainname
 from gitops_mail.core.formats.addresses import normalize_domain
 from gitops_mail.core.formats.users import db as U
+from gitops_mail.core.printable import json_text, shown
 from gitops_mail.core.state import DOMAINS_DIR, load_state
 from gitops_mail.errors import InvalidConfig, NotFound, RepoError, UsageError
 from gitops_mail.git import plumbing as gitplumbing
@@ -152,7 +152,7 @@ def _list(root: Path, which: str | None, form: str) -> int:
         for entry in domain.users.users
     ]
     if form == "json":
-        print(json.dumps({"users": users}, indent=2, ensure_ascii=False))
+        print(json_text({"users": users}))
     for user in users if form == "text" else ():
-        print(f"{user['address']}\t{user['scheme']}")
+        print(f"{shown(user['address'])}\t{user['scheme']}")  # names are the repo's
     return 0

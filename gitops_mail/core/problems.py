@@ -6,6 +6,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gitops_mail.core.printable import shown
+
 
 class Severity(enum.Enum):
     """ERROR fails validation; WARNING fails it only with ``--strict``; NOTE never does
@@ -47,11 +49,14 @@ class Problem:
         return where
 
     def format(self) -> str:
-        """``path:line: message`` (warnings say so), the hint on its own line."""
+        """``path:line: message`` (warnings and notes say so), the hint on its own line.
+
+        Paths and messages name what a pusher chose: their control characters
+        are escaped, so each part stays on its one line (``printable``)."""
         prefix = "" if self.severity is Severity.ERROR else f"{self.severity.value}: "
-        text = f"{self.location}: {prefix}{self.message}"
+        text = f"{shown(self.location)}: {prefix}{shown(self.message)}"
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {shown(self.hint)}"
         return text
 
     def to_json(self) -> dict[str, object]:

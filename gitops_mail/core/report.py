@@ -1,15 +1,16 @@
 """Rendering problems and plans for people (text, Markdown) and programs (JSON).
 
 Pure: data in, text out. Nothing here can print a secret, because nothing it
-is given holds one (plans carry scheme names, never hashes).
+is given holds one (plans carry scheme names, never hashes). Names come from the
+repo and may hold control characters: they are escaped here (``printable``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gitops_mail.core.printable import json_text, shown
 from gitops_mail.core.problems import Problem, Severity
 
 if TYPE_CHECKING:  # plan imports every format; validate output must not pay for it
@@ -40,7 +41,7 @@ def problems_json(problems: Sequence[Problem], source: str, revision: str | None
         "valid": not any(p.is_error for p in problems),
         "problems": [p.to_json() for p in problems],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc) + "\n"
 
 
 def _count(n: int, word: str) -> str:
@@ -61,13 +62,14 @@ def change_line(change: Change) -> str:
         text += f" -> {change.after}"
     elif change.before is not None:
         text += f" (was {change.before})"
-    return text
+    return shown(text)
 
 
 def plan_text(plan: Plan) -> str:
-    lines = [f"Plan: {plan.base} -> {plan.target}"]
+    lines = [shown(f"Plan: {plan.base} -> {plan.target}")]
     lines += [
-        f"  {change_line(c)}" + (f"\n      note: {c.note}" if c.note else "") for c in plan.changes
+        f"  {change_line(c)}" + (f"\n      note: {shown(c.note)}" if c.note else "")
+        for c in plan.changes
     ]
     if not plan.changes:
         lines.append("  no changes")
@@ -83,11 +85,11 @@ def _action_text(plan: Plan) -> str:
     if action == "none":
         return "nothing to do"
     verb = "restart" if action == "restart" else "reload users and aliases"
-    return f"{verb} ({'; '.join(plan.reasons)})"
+    return shown(f"{verb} ({'; '.join(plan.reasons)})")
 
 
 def plan_markdown(plan: Plan) -> str:
-    lines = [f"### gitops-mail plan: `{plan.base}` → `{plan.target}`", ""]
+    lines = [shown(f"### gitops-mail plan: `{plan.base}` → `{plan.target}`"), ""]
     if plan.changes:
         lines += ["| | change | subject | before | after |", "|---|---|---|---|---|"]
         lines += [_markdown_row(c) for c in plan.changes]
@@ -95,7 +97,7 @@ def plan_markdown(plan: Plan) -> str:
         lines.append("No changes.")
     lines += ["", f"**chasquid:** {_action_text(plan)}"]
     for note in dict.fromkeys(c.note for c in plan.changes if c.note):
-        lines += ["", f"> **Note:** {note}"]
+        lines += ["", f"> **Note:** {shown(note)}"]
     if plan.problems:
         lines += ["", "#### Problems", ""]
         lines += [_markdown_problem(p) for p in plan.problems]
@@ -103,21 +105,21 @@ def plan_markdown(plan: Plan) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return "" if text is None else text.replace("|", "\\|").replace("\n", " ")
+    return "" if text is None else shown(text).replace("|", "\\|")
 
 
 def _markdown_row(c: Change) -> str:
     sign = _SIGN.get(c.op, "~")
     return (
-        f"| {sign} | {c.area} {c.op} | `{_cell(c.subject)}` | {_cell(c.before)} "
+        f"| {sign} | {_cell(c.area)} {_cell(c.op)} | `{_cell(c.subject)}` | {_cell(c.before)} "
         f"| {_cell(c.after)} |"
     )
 
 
 def _markdown_problem(p: Problem) -> str:
     icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️"}.get(p.severity, "\u2139\ufe0f")
-    hint = f" — {p.hint}" if p.hint else ""
-    return f"- {icon} `{p.location}`: {p.message}{hint}"
+    hint = f" — {shown(p.hint)}" if p.hint else ""
+    return f"- {icon} `{shown(p.location)}`: {shown(p.message)}{hint}"
 
 
 def plan_json(plan: Plan) -> str:
@@ -142,4 +144,4 @@ def plan_json(plan: Plan) -> str:
         "problems": [p.to_json() for p in plan.problems],
         "valid": not plan.has_errors,
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc) + "\n"

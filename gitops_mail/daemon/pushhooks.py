@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from gitops_mail.apply.store import Attempt, Record
 from gitops_mail.core import report
+from gitops_mail.core.printable import shown
 from gitops_mail.core.problems import Problem, has_errors
 from gitops_mail.errors import UsageError
 
@@ -141,11 +142,11 @@ def result_text(attempt: Attempt, *, superseded: bool = False) -> str:
     if attempt.result == "applied":
         line = f"applied {rev}: {_ACTION.get(attempt.action, attempt.action)}, probes ok"
         if attempt.summary and attempt.summary != "no change":
-            line += f" ({attempt.summary})"
+            line += f" ({shown(attempt.summary)})"
         return f"{lead}{line}\n"
     if attempt.result == "unchanged":
         return f"{lead}unchanged {rev}: already live, nothing to do\n"
-    text = f"{lead}{attempt.result} {rev}: {attempt.reason or 'no reason recorded'}\n"
+    text = f"{lead}{shown(attempt.result)} {rev}: {shown(attempt.reason or 'no reason recorded')}\n"
     if attempt.result in ("failed", "invalid") and "swap" not in attempt.phases_ms:
         text += "the live server was not touched: it keeps its previous configuration\n"
     if attempt.result == "error":  # the host's fault, not the revision's

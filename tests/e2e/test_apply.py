@@ -156,8 +156,8 @@ def test_first_apply_onto_debians_config_dir_keeps_the_packages_files(
     assert status["chasquid_running"] is True
     done = box.run("status")
     assert done.out.splitlines()[-3:] == [f"drift:    {path}: not managed" for path in foreign]
-    # Debian's own chasquid.conf was taken over; its original is kept beside the config dir.
-    [kept] = (box.config_dir.parent / ".chasquid.gitops-mail" / "adopted").glob("*/chasquid.conf")
+    # Debian's own chasquid.conf was taken over; its original is kept in the work dir.
+    [kept] = (box.config_dir / ".gitops-mail" / "adopted").glob("*/chasquid.conf")
     assert kept.read_bytes() == package["chasquid.conf"][4]
 
 
@@ -231,7 +231,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sandbox: Sandbox) -> None:
     assert (box.state_dir / "state.json").read_bytes() == record
     assert box.pid() == pid
     assert box.rcpt(f"sales@{DOMAIN}") == 550
-    assert os.listdir(box.config_dir.parent / ".chasquid.gitops-mail") == ["checkpoint"]
+    assert os.listdir(box.config_dir / ".gitops-mail") == ["checkpoint"]
 
 
 def test_a_revision_already_live_is_a_no_op(sandbox: Sandbox) -> None:

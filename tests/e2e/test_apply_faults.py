@@ -97,7 +97,7 @@ def test_a_revision_chasquid_refuses_in_pre_flight_is_not_applied(sandbox: Sandb
     )
     assert box.pid() == pid
     box.assert_untouched(before, "failed", f"chasquid's pre-flight refused it: {words}")
-    assert (box.config_dir.parent / ".chasquid.gitops-mail" / "staging").exists() is False
+    assert (box.config_dir / ".gitops-mail" / "staging").exists() is False
 
 
 # --- refused after the swap: restored -------------------------------------------------------
@@ -195,34 +195,22 @@ def test_a_revision_that_makes_chasquid_exit_at_start_is_rolled_back(sandbox: Sa
 def test_an_unwritable_config_dir_is_a_clear_error(sandbox: Sandbox, mount: MountFn) -> None:
     box = sandbox
     before = box.tree()
-    work = box.config_dir.parent / ".chasquid.gitops-mail"
+    work = box.config_dir / ".gitops-mail"
     box.commit({ALIASES_PATH: BASE_ALIASES + "sales: ana\n"}, "Add sales@")
     revision = tip(box)
 
-    mount("--bind", "-o", "ro", box.config_dir, box.config_dir)
-    done = box.gm("apply")
-    mount.undo(box.config_dir)
+    for read_only in (box.config_dir, box.config_dir.parent):  # the dir, or all of /etc
+        mount("--bind", "-o", "ro", read_only, read_only)
+        done = box.gm("apply")
+        mount.undo(read_only)
 
-    message = (
-        f"cannot save a checkpoint of {box.config_dir}/domains/example.test/aliases in {work}: "
-        "Invalid cross-device link"
-    )
-    assert (done.code, done.out) == (1, "")
-    assert done.err.startswith(f"gitops-mail: error: {message}\n    hint: ")
-    box.assert_untouched(before, "failed", message)
-
-    etc = box.config_dir.parent
-    mount("--bind", "-o", "ro", etc, etc)
-    done = box.gm("apply")
-    mount.undo(etc)
-
-    message = f"cannot stage {work}/staging: Read-only file system"
-    assert (done.code, done.out) == (1, "")
-    assert done.err == (
-        f"gitops-mail: error: {message}\n"
-        "    hint: the filesystem is mounted read-only: remount it read-write\n"
-    )
-    box.assert_untouched(before, "failed", message)
+        message = f"cannot stage {work}/staging: Read-only file system"
+        assert (done.code, done.out) == (1, "")
+        assert done.err == (
+            f"gitops-mail: error: {message}\n"
+            "    hint: the filesystem is mounted read-only: remount it read-write\n"
+        )
+        box.assert_untouched(before, "failed", message)
 
     done = box.gm("apply")
     assert done.code == 0, done.err
@@ -267,13 +255,13 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(
     done = box.gm("apply")
 
     message = (
-        f"cannot stage {small}/.chasquid.gitops-mail/staging/domains/example.test/aliases: "
+        f"cannot stage {small}/chasquid/.gitops-mail/staging/domains/example.test/aliases: "
         "No space left on device"
     )
     assert (done.code, done.out) == (1, "")
     assert done.err == (
         f"gitops-mail: error: {message}\n"
-        f"    hint: the filesystem is full: free space there (df -h {small})\n"
+        f"    hint: the filesystem is full: free space there (df -h {small}/chasquid)\n"
     )
     box.assert_untouched(before, "failed", message)
 

@@ -261,7 +261,7 @@ def test_sigterm_before_the_swap_stops_at_once_and_leaves_nothing(sandbox: Sandb
     # The pre-flight's chasquid was stopped with the apply; one that the signal
     # caught still starting dies with it (parent-death signal), a moment later.
     poll(lambda: wrappers(wrapper) == [], what="the pre-flight's chasquid to end")
-    assert not (box.config_dir.parent / ".chasquid.gitops-mail" / "staging").exists()
+    assert not (box.config_dir / ".gitops-mail" / "staging").exists()
     assert box.tree() == before
     assert box.history() == history
     assert box.pid() == pid
@@ -272,7 +272,7 @@ def test_sigkill_during_the_preflight_leaves_no_chasquid_nor_directory(sandbox: 
     box = sandbox
     supervised, before = box.pid(), box.tree()
     revision = box.commit({ALIASES_PATH: BASE_ALIASES + "sales: ana\n"})
-    work_dir = box.config_dir.parent / ".chasquid.gitops-mail"
+    work_dir = box.config_dir / ".gitops-mail"
 
     done = box.gm("apply", env={"GITOPS_MAIL_FAULT": "preflight-running"})
 

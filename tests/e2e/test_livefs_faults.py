@@ -3,9 +3,10 @@
 A running chasquid keeps reading the directory it started in: a swap's
 per-file replaces reach it on its next reload, and a restore brings the old
 users back. A full disk (a tmpfs of 64 KiB), read-only mounts, an immutable
-directory, a config dir that is a mount point of its own: each gives a clear
+directory, a work dir that is a mount point of its own: each gives a clear
 error naming the path, with a hint, and the live tree and the inventory stay
-byte-identical.
+byte-identical. A config dir that is a mount of its own (systemd's
+``ReadWritePaths=``) works: the work dir is inside it.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def mount() -> Iterator[Mount]:
 
 @pytest.fixture
 def small_fs(tmp_path: Path, mount: Mount) -> Path:
-    """A 64 KiB tmpfs holding the config dir and the work dir beside it."""
+    """A 64 KiB tmpfs holding the config dir (and the work dir inside it)."""
     (tmp_path / "fs").mkdir()
     return mount("-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", tmp_path / "fs")
 
@@ -121,7 +122,7 @@ def test_a_full_disk_while_staging_is_a_clear_error_and_touches_nothing(live_sma
     assert raised.value.message == (
         f"cannot stage {live.staging_dir}/chasquid.conf: No space left on device"
     )
-    assert raised.value.hint == FULL_HINT.format(small_fs)
+    assert raised.value.hint == FULL_HINT.format(live.config_dir)
     assert tree_state(live.config_dir) == before
     assert live.inventory() == inventory
     assert leftovers(live) == ["checkpoint"]
@@ -142,7 +143,7 @@ def test_a_full_disk_while_swapping_is_a_clear_error_and_touches_nothing(live_sm
     assert raised.value.message == (
         f"cannot save a checkpoint of {live.config_dir} in {live.work_dir}: No space left on device"
     )
-    assert raised.value.hint == FULL_HINT.format(small_fs)
+    assert raised.value.hint == FULL_HINT.format(live.config_dir)
     assert tree_state(live.config_dir) == before
     assert live.inventory() == inventory
     assert not live.journal_path.exists()
@@ -170,37 +171,48 @@ def test_a_read_only_bind_mount_on_the_config_dir_fails_before_any_change(live_s
     live = live_small
     before, inventory = tree_state(live.config_dir), live.inventory()
     mount("--bind", "-o", "ro", live.config_dir, live.config_dir)
-    staged = live.stage(NEW)  # foreign and unchanged files are copied across the mount
 
     with pytest.raises(GitopsMailError) as raised:
-        live.swap(staged)
+        live.stage(NEW)  # the work dir is inside: staging is refused at once
 
-    assert raised.value.message == (
-        f"cannot save a checkpoint of {live.config_dir}/chasquid.conf in {live.work_dir}: "
-        "Invalid cross-device link"
-    )
-    assert raised.value.hint == (
-        f"gitops-mail keeps its scratch space beside {live.config_dir}, so that every rename "
-        "stays on one filesystem and mount; is the config dir a mount point or a bind mount? "
-        "Mount its parent instead"
-    )
+    assert raised.value.message == f"cannot stage {live.staging_dir}: Read-only file system"
+    assert raised.value.hint == "the filesystem is mounted read-only: remount it read-write"
     assert tree_state(live.config_dir) == before
     assert live.inventory() == inventory
 
 
-def test_a_config_dir_that_is_a_mount_point_is_refused(tmp_path, mount):
+def test_a_config_dir_that_is_a_mount_point_works(tmp_path, mount):
     config = tmp_path / "chasquid"
     config.mkdir()
-    mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", config)
+    mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", config)
+    live = LiveDir(config, tmp_path / "state")
+
+    apply(live, OLD)
+    apply(live, NEW)
+
+    assert (config / "chasquid.conf").read_bytes() == NEW["chasquid.conf"].data
+    assert live.drift().clean
+    assert sorted(os.listdir(tmp_path)) == ["chasquid", "state"]  # nothing written beside it
+
+
+def test_a_work_dir_that_is_a_mount_point_is_refused(tmp_path, mount):
+    config = tmp_path / "chasquid"
+    (config / ".gitops-mail").mkdir(parents=True)
+    mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", config / ".gitops-mail")
     live = LiveDir(config, tmp_path / "state")
 
     with pytest.raises(GitopsMailError) as raised:
         live.stage(OLD)
 
     assert raised.value.message == (
-        f"{config} and {tmp_path}/.chasquid.gitops-mail are on different filesystems"
+        f"{config} and {config}/.gitops-mail are on different filesystems"
     )
-    assert os.listdir(config) == []
+    assert raised.value.hint == (
+        f"gitops-mail keeps its scratch space inside {config} (.gitops-mail/), so that every "
+        "rename stays on one filesystem and mount; is a directory inside the config dir a mount "
+        "point or a bind mount? Keep the whole config dir on one mount"
+    )
+    assert os.listdir(config) == [".gitops-mail"]
 
 
 def test_an_immutable_directory_mid_swap_is_rolled_back_on_the_spot(tmp_path):

@@ -99,7 +99,7 @@ def test_first_apply_creates_the_tree_with_modes_and_owners(live, config):
     )
     assert tree_state(staged.path) == BASE_STATE
     assert tree_state(config) == {".": D()}  # staging touched nothing live
-    assert staged.path == config.parent / ".chasquid.gitops-mail" / "staging"
+    assert staged.path == config / ".gitops-mail" / "staging"  # inside: one mount
 
     checkpoint = live.swap(staged)
 

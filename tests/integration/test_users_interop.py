@@ -234,7 +234,7 @@ def test_a_truncated_file(conf: Path) -> None:
     assert (db, problem.line, problem.message) == (
         None,
         2,
-        'cannot parse users file: Expected "}".',
+        'cannot parse users file: expected "}"',
     )
 
 

@@ -11,16 +11,22 @@ from pathlib import Path
 
 from gitops_mail.core.tree import FileSpec
 from gitops_mail.host.livefs.configdir import LiveDir
+from gitops_mail.host.livefs.scan import WORK_DIR
 
 CHASQUID_GID = grp.getgrnam("chasquid").gr_gid
 TreeEntry = tuple[str, int, int, int, bytes]
 TreeState = dict[str, TreeEntry]
 
 
-def tree_state(root: Path) -> TreeState:
-    """Every entry below ``root`` (and root as "."): kind, mode, uid, gid, bytes or target."""
+def tree_state(root: Path, *, work_dir: bool = False) -> TreeState:
+    """Every entry below ``root`` (and root as "."): kind, mode, uid, gid, bytes or target.
+
+    gitops-mail's work dir at the top (``WORK_DIR``) is not part of the live tree:
+    left out unless ``work_dir``."""
     found = {".": entry(root)}
     for directory, dirs, files in os.walk(root):
+        if Path(directory) == root and not work_dir:
+            dirs[:] = [d for d in dirs if d != WORK_DIR]
         for name in dirs + files:
             path = Path(directory, name)
             found[path.relative_to(root).as_posix()] = entry(path)

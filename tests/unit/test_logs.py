@@ -448,3 +448,13 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     assert logs.use_colour(io.StringIO()) is False
     monkeypatch.setenv("NO_COLOR", "1")
     assert logs.use_colour(_Terminal()) is False  # type: ignore[arg-type]
+
+
+def test_the_console_shows_no_raw_control_character(capsys: pytest.CaptureFixture[str]) -> None:
+    name = "e\x1b[2Kvil\x9b\u202e\ndocs\nremote: applied 0000000: restart, probes ok"
+    logs.configure(json=False, level="info")
+    logs.get_logger("gitops_mail.cli").info(f"read {name}", path=name)
+    logging.getLogger("git.remote").warning("no such ref %s", name)
+    err = capsys.readouterr().err
+    assert [line.count("\\x1b[2K") for line in err.splitlines()] == [2, 1]
+    assert not re.search(logs.CONTROLS, err.replace("\n", ""))

@@ -167,7 +167,7 @@ def test_plan_markdown_without_changes() -> None:
 def test_plan_markdown_newlines_stay_in_their_cell() -> None:
     odd = Change("file", "added", "a\nb", None, "x\ny", Action.NONE, "")
     row = report.plan_markdown(Plan("a", "b", (odd,), ())).splitlines()[4]
-    assert row == "| + | file added | `a b` |  | x y |"
+    assert row == "| + | file added | `a\\nb` |  | x\\ny |"
 
 
 def test_plan_json_parses_and_says_everything() -> None:

@@ -161,11 +161,9 @@ def test_syntax_errors_carry_the_parsers_words_and_position(
     assert (
         message
         == {
-            (3, 3): 'cannot parse users file: Message type "userdb.ProtoDB.UsersEntry"'
-            ' has no field named "valu".',
-            (2, 8): 'cannot parse users file: Expected "}".',
-            (1, 23): 'cannot parse users file: Message type "userdb.ProtoDB.UsersEntry"'
-            ' should not have multiple "key" fields.',
+            (3, 3): "cannot parse users file: unknown field (here: key, value)",
+            (2, 8): 'cannot parse users file: expected "}"',
+            (1, 23): 'cannot parse users file: field "key" is set twice',
         }[where]
     )
 
@@ -174,8 +172,7 @@ def test_two_schemes_in_one_entry() -> None:
     assert syntax_problem(b'users: {key: "a" value: {scrypt: {} plain: {}}}\n') == (
         1,
         37,
-        'cannot parse users file: Field "plain" is specified along with field "scrypt",'
-        ' another member of oneof "scheme" for message type "userdb.Password".',
+        'cannot parse users file: "plain" and "scrypt" cannot both be set (only one of them)',
     )
 
 
@@ -183,19 +180,23 @@ def test_numbers_out_of_range() -> None:
     assert syntax_problem(b'users: {key: "a" value: {scrypt: {r: 3000000000}}}\n') == (
         1,
         38,
-        "cannot parse users file: Value out of range: 3000000000",
+        "cannot parse users file: number out of range for r",
     )
     assert syntax_problem(b'users: {key: "a" value: {scrypt: {logN: -1}}}\n') == (
         1,
         41,
-        "cannot parse users file: Value out of range: -1",
+        "cannot parse users file: number out of range for logN",
     )
 
 
 def test_parse_errors_never_quote_a_secret() -> None:
     unquoted = b'users: {key: "a" value: {plain: {password: hunter2}}}'
     unterminated = b'users: {key: "a" value: {plain: {password: "hunter2}}}'
-    assert syntax_problem(unquoted) == (1, 44, "cannot parse users file: expected a quoted string")
+    assert syntax_problem(unquoted) == (
+        1,
+        44,
+        "cannot parse users file: expected a quoted string for password",
+    )
     assert syntax_problem(unterminated) == (
         1,
         44,
@@ -209,15 +210,17 @@ def test_non_utf8_bytes_are_a_problem_not_a_traceback() -> None:
     assert syntax_problem(b'users: {\n  key: "a\xff"\n}\n') == (
         2,
         10,
-        "cannot parse users file: invalid UTF-8 byte 0xff",
+        "cannot parse users file: not valid UTF-8",  # not the byte: it may be a secret's
     )
-    assert syntax_problem(b"\xfe") == (1, 1, "cannot parse users file: invalid UTF-8 byte 0xfe")
+    assert syntax_problem(b"\xfe") == (1, 1, "cannot parse users file: not valid UTF-8")
 
 
 def test_a_key_that_is_not_utf8_after_unescaping() -> None:
     line, column, message = syntax_problem(b'users: {key: "\\xff"}\n')
     assert (line, column) == (1, 20)
-    assert message.startswith("cannot parse users file: Couldn't parse string: 'utf-8' codec")
+    assert (
+        message == "cannot parse users file: a string is not valid UTF-8 once its escapes are read"
+    )
 
 
 @pytest.mark.parametrize(
@@ -225,9 +228,9 @@ def test_a_key_that_is_not_utf8_after_unescaping() -> None:
     [
         (
             b'users:\xc2\xa0{key: "a"}\n',
-            (1, 7, "unexpected character U+00A0 between fields"),
+            (1, 7, "unexpected special space (such as a no-break space) between fields"),
         ),
-        (b'users {key: "a"}\x0b\n', (1, 17, "unexpected character U+000B between fields")),
+        (b'users {key: "a"}\x0b\n', (1, 17, "unexpected control character between fields")),
     ],
 )
 def test_whitespace_that_go_refuses(data: bytes, expected: tuple[int, int, str]) -> None:

@@ -179,6 +179,7 @@ def _config_class() -> Any:
 
 
 _KINDS = {name: kind for name, (_, kind, _) in _FIELDS.items()}
+_SCHEMA = {"chasquid.Config": tuple(_FIELDS)}  # the names an error may say
 _BOOLS = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind == "bool")
 _SINGULAR = frozenset(name for name, (_, kind, _) in _FIELDS.items() if kind != "list")
 
@@ -191,7 +192,7 @@ def parse_config(data: bytes, path: str) -> tuple[ChasquidConfig | None, list[Pr
         return None, [_encoding_problem(data, exc.start, path)]
     lexed = prototext_go.lex(text)
     found = prototext_go.walk(lexed)
-    errors = lexed.errors + prototext_go.utf8_errors(found)
+    errors = lexed.errors + prototext_go.utf8_errors(found, _FIELDS)
     errors += prototext_go.repeated_errors(found, _SINGULAR)
     if not errors and prototext_plain.is_plain(lexed.tokens, _KINDS):
         return _build(prototext_plain.scalars(found, _KINDS), found), []
@@ -212,7 +213,7 @@ def _library_scalars(msg: Any, found: list[prototext_go.Field]) -> dict[str, obj
 def _encoding_problem(data: bytes, start: int, path: str) -> Problem:
     line_start = data.rfind(b"\n", 0, start) + 1
     column = len(data[line_start:start].decode("utf-8", "replace")) + 1
-    message = f"not valid UTF-8 (byte 0x{data[start]:02x})"
+    message = "not valid UTF-8"  # not the byte: the file's own, whatever it holds
     hint = "save chasquid.conf as UTF-8 (chasquid rejects invalid UTF-8 in values)"
     return Problem(
         path, data.count(b"\n", 0, start) + 1, "conf.encoding", message, hint, column=column
@@ -225,16 +226,17 @@ _SYNTAX_HINT = 'write one setting per line as name: value, e.g. hostname: "mail.
 def _python_error(
     err: textproto.TextParseError, lexed: prototext_go.Lexed, found: list[prototext_go.Field]
 ) -> prototext_go.LocatedError:
-    err = lexed.unmask(err)
     name = prototext_go.unknown_field(err)
     if name is None:
-        return prototext_go.go_error(err, lexed, found, _SYNTAX_HINT)
+        return prototext_go.go_error(err, lexed, found, _SYNTAX_HINT, _SCHEMA)
     import difflib  # noqa: PLC0415 - only a misspelt field needs it
 
+    # The name is the file's (it may be anything, a secret pasted on the wrong line):
+    # the message never repeats it; the hint only names a field chasquid knows.
     close = difflib.get_close_matches(name, list(_FIELDS), n=1)
     fix = f'did you mean "{close[0]}"?' if close else "remove it or fix its name;"
     hint = f"{fix} chasquid refuses to start with a field it does not know"
-    return err.line, err.column, f'unknown field "{name}"', hint
+    return err.line, err.column, "unknown field", hint
 
 
 def _build(scalars: Mapping[str, object], found: list[prototext_go.Field]) -> ChasquidConfig:

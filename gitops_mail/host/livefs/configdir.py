@@ -6,13 +6,16 @@ and on a real server the config dir starts out as the package's plain
 directory. Every file chasquid reads is therefore always a whole old or a whole
 new file, and its 30 s reload never sees half of one.
 
-Scratch space lives beside the config dir, on its filesystem, in
-``<parent>/.<name>.gitops-mail/``: ``staging/`` (the whole future tree, built
-by ``stage``; one at a time), ``checkpoint/<id>/`` (``files/<n>``: a hard link
-to the live file that change number n replaces or removes; ``record.json``:
-the changes, the directories made and removed, the old inventory) and
-``journal.json`` (which checkpoint a swap or restore in progress goes back
-to). Renames and links never cross filesystems, and the old files are never
+Scratch space lives inside the config dir, in ``.gitops-mail/`` (``scan.WORK_DIR``;
+chasquid reads only ``chasquid.conf``, ``certs/``, ``domains/`` and ``hooks/``, and
+``scan`` leaves it out of the live tree, drift and staging): ``staging/`` (the
+whole future tree, built by ``stage``; one at a time), ``checkpoint/<id>/``
+(``files/<n>``: a hard link to the live file that change number n replaces or
+removes; ``record.json``: the changes, the directories made and removed, the old
+inventory) and ``journal.json`` (which checkpoint a swap or restore in progress
+goes back to). Renames and links never cross filesystems, nor mounts: a
+service whose only writable path is the config dir (systemd's
+``ReadWritePaths=``, a bind mount) still swaps. The old files are never
 modified in place, so a hard link keeps them byte for byte, modes included.
 
 ``swap`` checkpoints, writes the journal, replaces, writes the inventory

@@ -1,10 +1,14 @@
 """The config dir's bookkeeping for ``configdir``: journal, inventory, checkpoints put back.
 
-``JournaledDir`` knows the paths (config dir, its work dir beside it, the
+``JournaledDir`` knows the paths (config dir, its work dir inside it, the
 state dir), writes and ends the journal, writes the inventory, turns an
 ``OSError`` into an error with a hint, and puts a checkpoint back: ``restore``
 after a swap that went live, ``recover`` after a crash, ``cleanup`` when a
 checkpoint is no longer needed. ``configdir.LiveDir`` adds stage and swap.
+
+Versions before this one kept the work dir beside the config dir
+(``<parent>/.<name>.gitops-mail/``); ``recover`` still rolls back a swap that
+one of them left half done there.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from gitops_mail.host.livefs.fs import (
     sync_filesystem,
     unlink,
 )
-from gitops_mail.host.livefs.scan import Change
+from gitops_mail.host.livefs.scan import WORK_DIR, Change
 from gitops_mail.host.localfs import atomic_write, fsync_directory
 
 FAULT_ENV = "GITOPS_MAIL_FAULT"
@@ -64,10 +68,10 @@ def fault_point(name: str) -> None:
 class JournaledDir:
     """chasquid's config dir, its work dir and inventory; checkpoints put back."""
 
-    def __init__(self, config_dir: Path, state_dir: Path) -> None:
+    def __init__(self, config_dir: Path, state_dir: Path, work_dir: Path | None = None) -> None:
         self.config_dir = Path(os.path.realpath(config_dir))
         self.state_dir = Path(os.path.abspath(state_dir))
-        self.work_dir = self.config_dir.parent / f".{self.config_dir.name}.gitops-mail"
+        self.work_dir = work_dir or self.config_dir / WORK_DIR
         self.staging_dir = self.work_dir / "staging"
         self.journal_path = self.work_dir / "journal.json"
         self.inventory_path = self.state_dir / INVENTORY
@@ -100,10 +104,11 @@ class JournaledDir:
         Also removes what a crash left behind: the staging dir and every
         checkpoint (with no journal, the tree they belong to is the live one).
         """
+        earlier = self._recover_beside()
         journal = livescan.read_json(self.journal_path)
         if journal is None:
             self._clear_leftovers()
-            return None
+            return earlier
         root = self.work_dir / "checkpoint" / journal["checkpoint"]
         try:
             count = self._roll_back(root)
@@ -119,6 +124,13 @@ class JournaledDir:
             f"an interrupted {journal['phase']} in {self.config_dir} was rolled back: "
             f"{count} file(s) are as they were before it"
         )
+
+    def _recover_beside(self) -> str | None:
+        """A swap or restore interrupted when the work dir was beside the config dir."""
+        beside = self._beside()
+        if self.work_dir == beside or not (beside / "journal.json").exists():
+            return None
+        return JournaledDir(self.config_dir, self.state_dir, beside).recover()
 
     def cleanup(self, checkpoint: Checkpoint) -> None:
         """Drop a checkpoint; originals of adopted files move to ``adopted/<id>/``."""
@@ -178,11 +190,16 @@ class JournaledDir:
     # --- helpers ---------------------------------------------------------------
 
     def _refuse_if_interrupted(self) -> None:
-        if self.journal_path.exists():
-            raise GitopsMailError(
-                f"{self.journal_path} shows an interrupted swap or restore",
-                hint="roll it back first: gitops-mail does so at the start of every apply",
-            )
+        for journal in (self.journal_path, self._beside() / "journal.json"):
+            if journal.exists():
+                raise GitopsMailError(
+                    f"{journal} shows an interrupted swap or restore",
+                    hint="roll it back first: gitops-mail does so at the start of every apply",
+                )
+
+    def _beside(self) -> Path:
+        """Where versions before this one kept the work dir: beside the config dir."""
+        return self.config_dir.parent / f".{self.config_dir.name}.gitops-mail"
 
     def _prepare_work_dir(self) -> None:
         try:
@@ -248,7 +265,7 @@ class JournaledDir:
 
 
 _EXDEV_HINT = (
-    "gitops-mail keeps its scratch space beside {config}, so that every rename stays on "
-    "one filesystem and mount; is the config dir a mount point or a bind mount? "
-    "Mount its parent instead"
+    "gitops-mail keeps its scratch space inside {config} (" + WORK_DIR + "/), so that every "
+    "rename stays on one filesystem and mount; is a directory inside the config dir a mount "
+    "point or a bind mount? Keep the whole config dir on one mount"
 )

@@ -4,6 +4,10 @@
 gitops-mail installed): which files are created, updated, re-moded or removed,
 which foreign files (an admin's own) the tree takes over, and which directories
 appear or become empty. ``configdir`` carries the plan out.
+
+gitops-mail's own work dir, ``WORK_DIR`` at the top of the config dir, is not
+part of the live tree: ``scan`` never lists it (so it is neither drift nor
+foreign, and never staged), and no desired file may live under it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from gitops_mail.core.tree import DesiredTree
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host.localfs import read_own
 
+# Inside the config dir, so that every rename between it and the live files stays on one
+# mount: chasquid (1.11 to 1.18) reads only chasquid.conf, certs/, domains/ and hooks/.
+WORK_DIR = ".gitops-mail"
 _NAME_HINT = (
     "install chasquid (its package creates the chasquid user and group), or create it "
     "with useradd/groupadd --system"
@@ -74,7 +81,7 @@ class Plan:
 
 
 def scan(config_dir: Path) -> Live:
-    """Every entry below ``config_dir`` by lstat; symlinks are never followed."""
+    """Every entry below ``config_dir`` by lstat, but the work dir; symlinks are never followed."""
     if not config_dir.is_dir():
         raise GitopsMailError(
             f"chasquid's config dir {config_dir} does not exist or is not a directory",
@@ -92,6 +99,8 @@ def scan(config_dir: Path) -> Live:
         except OSError as exc:
             raise _read_error(config_dir / relative, exc) from exc
         for name, info in found:
+            if not relative and name == WORK_DIR:
+                continue  # gitops-mail's scratch space, not chasquid's
             path = f"{relative}/{name}" if relative else name
             (dirs if stat.S_ISDIR(info.st_mode) else files)[path] = info
             if stat.S_ISDIR(info.st_mode):
@@ -147,6 +156,11 @@ def resolve(tree: DesiredTree) -> dict[str, Want]:
             raise GitopsMailError(
                 f"refusing to install {path!r}: not a relative path inside the config dir",
                 hint="use a POSIX path like domains/example.com/users, without '.' or '..'",
+            )
+        if parts[0] == WORK_DIR:
+            raise GitopsMailError(
+                f"refusing to install {path!r}: {WORK_DIR}/ is gitops-mail's own work dir",
+                hint="chasquid never reads it; install the file elsewhere in the config dir",
             )
         if not 0 <= spec.mode <= 0o7777:
             raise GitopsMailError(f"refusing to install {path}: mode {spec.mode:o} is not valid")

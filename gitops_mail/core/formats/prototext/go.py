@@ -23,6 +23,9 @@ value for a singular field (Go points at its name), a missing ``:`` (at the
 field name), a ``[`` where a field name should be. Escapes Python decodes
 differently (Go reads ``\?`` as ``?``) do not matter: values come from here.
 
+No error repeats the file: not the token, not the escape, not the character
+(``words``); a field is named only when the caller's schema knows it.
+
 Nothing here knows a message type: callers say which fields are bools and
 which are singular.
 """
@@ -35,6 +38,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from gitops_mail.core.formats.prototext import words
 from gitops_mail.core.formats.prototext.library import TextParseError
 
 LocatedError = tuple[int | None, int | None, str, str]  # line, column, message, hint
@@ -107,19 +111,11 @@ class Lexed:
         self.py_text = "".join([*parts, self.text[pos:]])
         return self.py_text
 
-    def unmask(self, err: TextParseError) -> TextParseError:
-        """Python's error without its ``'<line>': `` prefix, placeholders undone."""
-        message, line, column = err.message, err.line, err.column
-        for text in sorted({"", *self.py_text.split("\n")}, key=len, reverse=True):
-            if message.startswith(f"'{text}': "):
-                message = message[len(text) + 4 :]
-                break
-        if line is not None and column is not None and line <= len(self.starts):
-            offset = self.starts[line - 1] + column - 1
-            for tok in self.tokens:
-                if tok.offset == offset and tok.offset in self.subs:
-                    message = message.replace(self.subs[tok.offset], tok.text, 1)
-        return TextParseError(line, column, message)
+    def offset(self, line: int | None, column: int | None) -> int | None:
+        """Where ``line:column`` is in the text, if it is in it."""
+        if line is None or column is None or not 0 < line <= len(self.starts):
+            return None
+        return self.starts[line - 1] + column - 1
 
 
 def _go_bool_number(text: str) -> str | None:
@@ -148,7 +144,7 @@ def _take(lexed: Lexed, match: re.Match[str]) -> int:
         lexed.tokens.append(Token(kind, text, start, data if isinstance(data, bytes) else b""))
         lexed.subs[start] = text[0] + "x" * (len(text) - 2) + text[0]
     elif kind == "word" and _NOT_GO_NUMBER.match(text):
-        lexed.fail(start, f"invalid scalar value: {text}", "write numbers in decimal or 0x hex")
+        lexed.fail(start, "invalid scalar value", "write numbers in decimal or 0x hex")
         lexed.tokens.append(Token(kind, "0", start))
         lexed.subs[start] = "0".ljust(len(text))
     elif kind in ("word", "punct"):
@@ -160,7 +156,7 @@ def _skip_bad(lexed: Lexed, pos: int) -> int:
     text, char = lexed.text, lexed.text[pos]
     if char not in "\"'":
         hint = "remove it: only spaces, tabs and line breaks may separate settings"
-        lexed.fail(pos, f"unexpected character {char!r} (U+{ord(char):04X})", hint)
+        lexed.fail(pos, f"unexpected {words.character_kind(char)}", hint)
         lexed.subs[pos] = " "
         return pos + 1
     end = text.find("\n", pos) % (len(text) + 1)  # -1 (no newline) becomes len(text)
@@ -188,7 +184,7 @@ def _unescape(body: str) -> bytes | str:
 
 def _escape(body: str, match: re.Match[str]) -> tuple[bytes | str, int]:
     octal, hexa, short, long, other = match.groups()
-    bad = f'invalid escape code "{match.group()}" in string'
+    bad = "invalid escape code in string"
     if octal:
         return (bytes([int(octal, 8)]) if int(octal, 8) < 256 else bad), match.end()
     if hexa:
@@ -255,8 +251,10 @@ def repeated_errors(found: list[Field], singular: Container[str]) -> list[Locate
     return errors
 
 
-def utf8_errors(found: list[Field]) -> list[LocatedError]:
-    """A string value whose escapes made bytes that are not UTF-8 (Go's proto3 refuses it)."""
+def utf8_errors(found: list[Field], known: Container[str]) -> list[LocatedError]:
+    """A string value whose escapes made bytes that are not UTF-8 (Go's proto3 refuses it).
+
+    The field is named only when it is one of ``known``: any other name is the file's."""
     errors: list[LocatedError] = []
     for one in found:
         for line, column, data in one.runs:
@@ -264,18 +262,23 @@ def utf8_errors(found: list[Field]) -> list[LocatedError]:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 hint = "an escape such as \\xNN or \\NNN made bytes that are not UTF-8"
-                errors.append((line, column, f'field "{one.name}" contains invalid UTF-8', hint))
+                what = f'field "{one.name}"' if one.name in known else "a string"
+                errors.append((line, column, f"{what} contains invalid UTF-8", hint))
     return errors
 
 
 def unknown_field(err: TextParseError) -> str | None:
-    """The field name when an unmasked Python error is about an unknown field."""
+    """The field name when a Python error is about an unknown field: the file's own
+    text, for a did-you-mean among known names only, never to be shown."""
     unknown = re.match(_UNKNOWN, err.message)
     return unknown.group(1) if unknown else None
 
 
-def go_error(err: TextParseError, lexed: Lexed, found: list[Field], hint: str) -> LocatedError:
-    """An unmasked Python error with Go's wording and position where they differ."""
+def go_error(
+    err: TextParseError, lexed: Lexed, found: list[Field], hint: str, fields: words.Fields
+) -> LocatedError:
+    """A Python error with Go's wording and position where they differ, else in the
+    allow-listed ``words`` (naming only fields of ``fields``)."""
     message, where = err.message, (err.line or 0, err.column or 0)
     if message == 'Expected ":".':  # Go points at the field name
         before = [(f.line, f.column) for f in found if (f.line, f.column) < where]
@@ -285,4 +288,6 @@ def go_error(err: TextParseError, lexed: Lexed, found: list[Field], hint: str) -
     if bracket and bracket[0].text == "[" and ("extensions" in message or "identifier." in message):
         line, column = lexed.position(bracket[0].offset)  # Go points at the "["
         return line, column, 'syntax error: "[" where a field name should be', hint
-    return err.line, err.column, f"syntax error: {message}", hint
+    offset = lexed.offset(err.line, err.column)
+    field = None if offset is None else words.field_before(lexed.py_text, offset, fields)
+    return err.line, err.column, f"syntax error: {words.describe(message, fields, field)}", hint

@@ -40,9 +40,12 @@ def message_class(file_proto: descriptor_pb2.FileDescriptorProto, full_name: str
 
 
 class TextParseError(NamedTuple):
+    """Where the library stopped, and its own message: it may quote the file (a token, a
+    byte), so callers say it in ``words.describe``'s terms, never as it is."""
+
     line: int | None
     column: int | None
-    message: str
+    message: str  # without the copy of the line the library puts in front
 
 
 def parse(text: str, cls: Any) -> tuple[Any, TextParseError | None]:
@@ -53,7 +56,7 @@ def parse(text: str, cls: Any) -> tuple[Any, TextParseError | None]:
     try:
         text_format.Parse(text, msg)
     except text_format.ParseError as exc:
-        return None, _located(exc)
+        return None, _located(exc, text)
     return msg, None
 
 
@@ -63,7 +66,7 @@ def render(msg: Any) -> str:
     return str(text_format.MessageToString(msg))
 
 
-def _located(exc: Any) -> TextParseError:
+def _located(exc: Any, source: str) -> TextParseError:
     line, column = exc.GetLine(), exc.GetColumn()
     text = str(exc)
     found = _LOCATION.match(text)
@@ -71,4 +74,7 @@ def _located(exc: Any) -> TextParseError:
         text = found.group(3)
         line = line or int(found.group(1))
         column = column or int(found.group(2))
+    lines = source.split("\n")
+    if line and line <= len(lines):
+        text = text.removeprefix(f"'{lines[line - 1]}': ")
     return TextParseError(line, column, text)

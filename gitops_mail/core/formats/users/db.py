@@ -61,27 +61,13 @@ _SYNTAX_HINT = (
 )
 
 
-# Library messages that quote a token, which may be a secret; said without it.
-_TOKEN_QUOTING = {
-    "Expected string but found": "expected a quoted string",
-    "String missing ending quote": "a string has no closing quote",
-    "Invalid field value": "invalid field value",
-    "Expected identifier or number": "expected a field name",
-    "Expected type name": "expected a type name",
-    # An octal escape past \377 (as chasquid, the library refuses it): it quotes the character.
-    "'latin-1' codec can't encode": "a string has an octal escape past \\377, which chasquid "
-    "refuses (octal escapes are \\000 to \\377)",
-}
-
-
 def parse_users(data: bytes, path: str) -> tuple[UserDB | None, list[Problem]]:
     """Read a users file; ``(None, [problem])`` when chasquid could not load it."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, column = _position(data, exc.start)
-        why = f"invalid UTF-8 byte 0x{data[exc.start]:02x}"
-        return None, [_syntax(path, line, column, why)]
+        return None, [_syntax(path, line, column, "not valid UTF-8")]  # the byte may be a secret
     db = fast_parse(text)
     if db is not None:
         return db, []
@@ -97,7 +83,7 @@ def library_parse(text: str, path: str) -> tuple[UserDB | None, list[Problem]]:
         warnings.simplefilter("ignore", DeprecationWarning)
         msg, err = textproto.parse(text, _db_class())
     if err is not None and (refusal is None or _before(err, refusal)):
-        return None, [_syntax(path, err.line, err.column, _parser_words(err, text))]
+        return None, [_syntax(path, err.line, err.column, _words(err, text))]
     if refusal is not None:
         return None, [_syntax(path, refusal.line, refusal.column, refusal.why)]
     users = (
@@ -204,16 +190,28 @@ def _before(err: textproto.TextParseError, refusal: Refusal) -> bool:
     return (err.line or 0, err.column or 0) < (refusal.line, refusal.column)
 
 
-def _parser_words(err: textproto.TextParseError, text: str) -> str:
-    """The library's message without the copy of the line or token it quotes (secrets)."""
-    message = err.message
-    if err.line:
-        quoted_line = "'" + text.split("\n")[err.line - 1] + "': "
-        message = message.removeprefix(quoted_line)
-    for start, words in _TOKEN_QUOTING.items():
-        if message.startswith(start):
-            return words
-    return message
+def _words(err: textproto.TextParseError, text: str) -> str:
+    """The library's error in the allow-listed words of ``prototext.words``: the token it
+    stopped at may be a salt or a hash, so nothing of the file is repeated."""
+    from gitops_mail.core.formats.prototext import words  # noqa: PLC0415 - errors only
+
+    field = None
+    if err.line and err.column:
+        offset = sum(len(line) + 1 for line in text.split("\n")[: err.line - 1]) + err.column - 1
+        field = words.field_before(text, offset, _schema())
+    return words.describe(err.message, _schema(), field)
+
+
+@functools.cache
+def _schema() -> dict[str, tuple[str, ...]]:
+    """Each message type of the users file and its field names: all an error may name."""
+    proto = _file_proto()
+    schema: dict[str, tuple[str, ...]] = {}
+    for message in proto.message_type:
+        schema[f"userdb.{message.name}"] = tuple(f.name for f in message.field)
+        for nested in message.nested_type:
+            schema[f"userdb.{message.name}.{nested.name}"] = tuple(f.name for f in nested.field)
+    return schema
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:

@@ -220,10 +220,7 @@ def _scanner() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return tokens, in_string
 
 
-_STRAY = (
-    "unexpected character U+{:04X} between fields"
-    " (chasquid accepts only spaces, tabs and line breaks there)"
-)
+_STRAY = "unexpected {} between fields (chasquid accepts only spaces, tabs and line breaks there)"
 _ESCAPE_WHY = "a string has an escape sequence chasquid does not accept"
 _NUL_WHY = "a string contains a raw NUL character (write it as \\000)"
 
@@ -252,8 +249,12 @@ def scan_entries(text: str) -> tuple[list[int], Refusal | None]:
 
 
 def _refusal(token: re.Match[str], line: int, column: int) -> Refusal | None:
-    if token.lastgroup == "stray":
-        return Refusal(line, column, _STRAY.format(ord(token.group())))
+    if token.lastgroup == "stray":  # said by its kind: the character itself is the file's
+        from gitops_mail.core.formats.prototext.words import (  # noqa: PLC0415 - rare
+            character_kind,
+        )
+
+        return Refusal(line, column, _STRAY.format(character_kind(token.group())))
     for part in _scanner()[1].finditer(token.group()):
         if part.lastgroup == "escape":
             return Refusal(line, column + part.start(), _ESCAPE_WHY)
