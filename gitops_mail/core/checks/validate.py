@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitops_mail.core.checks import cross, layout
+from gitops_mail.core.checks import cross, dkim, layout, senders
 from gitops_mail.core.checks.aliases import check_aliases
 from gitops_mail.core.checks.conf import check_config
 from gitops_mail.core.checks.users import check_users
@@ -30,6 +30,8 @@ def validate(state: State) -> list[Problem]:
     }
     found += check_aliases(state.resolver, files, allow_pipes=_pipes_allowed(state))
     found += cross.check_cross(state)
+    if state.manifest is not None:
+        found += senders.check_senders(state.manifest) + dkim.check_dkim(state, state.manifest)
     return sorted_problems(found)
 
 

@@ -26,6 +26,7 @@ from gitops_mail.core.plan.model import (
     Change,
     Plan,
 )
+from gitops_mail.core.plan.records import record_changes
 from gitops_mail.core.problems import Problem
 from gitops_mail.core.snapshot import CHASQUID_DIR, MANIFEST, Snapshot
 from gitops_mail.core.state import CONF_PATH, DOMAINS_DIR, State
@@ -49,6 +50,7 @@ def _changes(base: State, new: State) -> Iterator[Change]:
     yield from _certificates(base, new)
     yield from _hooks(base, new)
     yield from _manifest(base, new)
+    yield from record_changes(base, new)
     yield from _other_files(base, new)
 
 
