@@ -165,6 +165,38 @@ def _alias(sub: Subparsers) -> None:
     _source_options(p)
 
 
+def _dns(sub: Subparsers) -> None:
+    p = _add(sub, "dns", "dns", "the DNS records to publish (MX, A/AAAA, SPF, DKIM, DMARC, ...)")
+    p.add_argument("domain", nargs="?", help="one domain of the manifest (default: all)")
+    p.add_argument(
+        "--repo",
+        default=None,
+        help="the conf repo (default: the host's watched repo on the server, else .)",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", default=None, help="the revision to read (default: HEAD)")
+    which.add_argument(
+        "--worktree", action="store_true", help="read the uncommitted files instead of a commit"
+    )
+    p.add_argument("--format", choices=("zone", "json", "table"), default="zone")
+    config_option(p, "host settings file (on the server)")
+
+
+def _dkim(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "dkim",
+        "dkim",
+        "move a DKIM private key between hosts or into a backup (export, import)",
+    )
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("domain")
+    p.add_argument("selector")
+    p.add_argument("file", nargs="?", help="import: the PEM file to read (default: stdin)")
+    p.add_argument("-o", "--output", help="export: a new file to write (default: stdout)")
+    config_option(p, "host settings file")
+
+
 def _init(sub: Subparsers) -> None:
     p = _add(sub, "init", "scaffold", "scaffold a new conf repo for DOMAIN in DIR")
     p.add_argument("domain")
@@ -277,6 +309,8 @@ _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "plan": _plan,
     "user": _user,
     "alias": _alias,
+    "dns": _dns,
+    "dkim": _dkim,
     "init": _init,
     "import": _import,
     "apply": _apply,
