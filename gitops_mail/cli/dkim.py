@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from gitops_mail import logs
 from gitops_mail.core.dns.dkim import PublicKey
 from gitops_mail.core.dns.zone import committed_keys, zone_path
 from gitops_mail.core.state import State, load_state
@@ -31,6 +32,7 @@ WARNING = (
 
 
 def run(args: argparse.Namespace) -> int:
+    logs.configure()  # events on standard error: standard output may carry the key
     settings = hostsettings.load(getattr(args, "config", None))
     store = KeyStore(settings.state_dir)
     if args.action == "export":

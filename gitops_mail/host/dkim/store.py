@@ -99,8 +99,9 @@ class KeyStore:
         return path
 
     def _dir(self, domain: str) -> None:
-        _make_dir(self.root.parent, self.root)
-        _make_dir(self.root, self.root / _dir_name(domain))
+        os.makedirs(self.root.parent, mode=DIR_MODE, exist_ok=True)  # state_dir, if new
+        _make_dir(self.root)
+        _make_dir(self.root / _dir_name(domain))
 
 
 def signing_keys(state_dir: Path, manifest: Manifest | None, *, create: bool) -> SigningKeys:
@@ -159,7 +160,7 @@ def _selector(selector: str) -> str:
     return selector.lower()
 
 
-def _make_dir(parent: Path, path: Path) -> None:
+def _make_dir(path: Path) -> None:
     """``path`` as a real directory, 0700, whatever the umask; never through a symlink."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, DIR_MODE)
