@@ -11,6 +11,7 @@ from gitops_mail.core.dns.dkim import PublicKey
 from gitops_mail.core.dns.zone import render_zones
 from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.render import HOOK, hook_source
 from gitops_mail.core.state import State, load_state
 
 RSA = PublicKey("rsa", base64.b64encode(bytes(range(256)) + bytes(38)).decode())
@@ -173,3 +174,15 @@ def test_a_plan_orders_a_rotation() -> None:
         "keep old._domainkey.example.com in DNS a few days more (mail already sent is "
         "checked against it), then delete it"
     )
+
+
+def test_plan_live_does_not_list_the_files_gitops_mail_renders_itself() -> None:
+    new = state("{dkim: {selectors: [old]}}", zone_of="{dkim: {selectors: [old]}}")
+    live_files = {
+        **{p: e.data for p, e in new.snapshot.files.items()},
+        "chasquid/domains/example.com/dkim:old.pem": b"-----BEGIN PRIVATE KEY-----\n",
+        f"chasquid/{HOOK}": hook_source({"example.com": ["old"]}, repo_hook=True),
+        f"chasquid/{HOOK}.repo": b"#!/bin/sh\n",
+    }
+    live = load_state(snapshot(base=live_files))
+    assert make_plan(live, new).changes == ()
