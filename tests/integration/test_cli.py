@@ -99,6 +99,7 @@ ARGS = {
     "import": ["/etc/chasquid", "dir"],
     "hooks": ["install", "repo"],
     "hook": ["pre-receive"],
+    "dkim": ["export", "example.com", "s2026"],
 }
 
 
