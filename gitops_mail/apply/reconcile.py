@@ -27,6 +27,7 @@ from gitops_mail.apply.transaction import (
 from gitops_mail.apply.transaction import Superseded as SupersededError
 from gitops_mail.core.certs import CertMaterial
 from gitops_mail.core.plan.model import Action, Plan
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.state import State
 from gitops_mail.core.tree import DesiredTree
@@ -123,13 +124,13 @@ class _Apply:
         try:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
-                certs = _certificates(state)
+                certs = _certificates(state, self.settings.policy)
                 keys = dkimstore.signing_keys(
                     self.settings.state_dir, state.manifest, create=not self.r.dry_run
                 )
                 self.sources = [f for c in certs.values() for f in c.source_files]
                 self.sources += keys.files  # an imported key makes the revision not live
-                return state, render_tree(state, certs, dkim=keys.pems)
+                return state, render_tree(state, certs, policy=self.settings.policy, dkim=keys.pems)
         except GitopsMailError as exc:
             self.r.record("invalid", reason=exc.message)
             raise
@@ -288,10 +289,10 @@ def _changed_users(changes: tuple[livescan.Change, ...]) -> list[str]:
     )
 
 
-def _certificates(state: State) -> dict[str, CertMaterial]:
+def _certificates(state: State, policy: HostPolicy) -> dict[str, CertMaterial]:
     if state.manifest is None:
         return {}
-    return {c.name: load_certificate(c) for c in state.manifest.certificates}
+    return {c.name: load_certificate(c, policy=policy) for c in state.manifest.certificates}
 
 
 def action_for(changes: tuple[livescan.Change, ...], config_dir: Path) -> Action:

@@ -230,8 +230,7 @@ def test_the_repo_s_own_post_data_hook_runs_first_and_its_verdict_counts(
     sandbox: Sandbox,
 ) -> None:
     box = sandbox
-    with box.host_file.open("a") as host:
-        host.write("policy:\n  repo_hooks: true\n")
+    box.write_host(policy={"repo_hooks": True})
     hook = box.workdir.path / "chasquid" / "hooks" / "post-data"
     hook.parent.mkdir(parents=True, exist_ok=True)
     hook.write_text(HOOK_USER)

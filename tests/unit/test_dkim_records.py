@@ -9,6 +9,7 @@ from support.repo import snapshot
 
 from gitops_mail.core.dns.dkim import PublicKey, parse_value, published_keys, txt_value
 from gitops_mail.core.dns.zone import committed_keys, render_zones, zone_path, zone_records
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.render import HOOK, REPO_HOOK, render_tree
 from gitops_mail.core.snapshot import MODE_EXEC, Entry
 from gitops_mail.core.state import State, load_state
@@ -122,12 +123,24 @@ def test_the_repo_s_own_post_data_hook_still_runs_from_the_managed_one() -> None
     files: dict[str, str | bytes | Entry] = {
         "chasquid/hooks/post-data": Entry(HOOK_BYTES, MODE_EXEC)
     }
-    tree = render_tree(state(files, hooks=True), {}, dkim=PEMS)
+    allowed = HostPolicy(repo_hooks=True)
+    tree = render_tree(state(files, hooks=True), {}, policy=allowed, dkim=PEMS)
     assert tree[REPO_HOOK] == FileSpec(HOOK_BYTES, 0o755, "root", "root")
     assert "\nREPO_HOOK = 'hooks/post-data.repo'  # " in tree[HOOK].data.decode()
-    without_dkim = render_tree(state(files, hooks=True), {})
+    without_dkim = render_tree(state(files, hooks=True), {}, policy=allowed)
     assert without_dkim[HOOK] == FileSpec(HOOK_BYTES, 0o755, "root", "root")
     assert REPO_HOOK not in without_dkim
+
+
+def test_the_managed_hook_needs_neither_the_manifest_nor_the_policy() -> None:
+    files: dict[str, str | bytes | Entry] = {
+        "chasquid/hooks/post-data": Entry(HOOK_BYTES, MODE_EXEC)
+    }
+    for hooks, policy in ((True, HostPolicy()), (False, HostPolicy(repo_hooks=True))):
+        tree = render_tree(state(files, hooks=hooks), {}, policy=policy, dkim=PEMS)
+        assert tree[HOOK].data.startswith(b"#!/usr/bin/python3\n")
+        assert '\nREPO_HOOK = ""' in tree[HOOK].data.decode()  # the repo's hook: not run
+        assert REPO_HOOK not in tree
 
 
 def test_only_the_manifest_s_selectors_are_installed() -> None:
