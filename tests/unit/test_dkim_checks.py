@@ -6,6 +6,7 @@ import base64
 
 from support.repo import snapshot
 
+from gitops_mail.core.checks.senders import syntax_error
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.dns.dkim import PublicKey
 from gitops_mail.core.dns.zone import render_zones
@@ -187,3 +188,12 @@ def test_plan_live_does_not_list_the_files_gitops_mail_renders_itself() -> None:
     }
     live = load_state(snapshot(base=live_files))
     assert make_plan(live, new).changes == ()
+
+
+def test_pyspf_reads_every_term_the_zone_can_publish() -> None:
+    """What the rules let through, pyspf's parser accepts: the schema and the rules
+    judge plain terms, pyspf only macros."""
+    terms = ["mx", "a", "ip4:198.51.100.0/24", "ip6:2001:db8::/32", "include:_spf.google.com"]
+    terms += ["include:%{d}.spf.example.net", "-all", "~all", "?all"]
+    assert syntax_error(terms, "example.com") is None
+    assert syntax_error(["include:%{z}.example.net"], "example.com") is not None
