@@ -12,13 +12,15 @@ import structlog
 from structlog.testing import capture_logs
 
 from gitops_mail.cli import main as cli
-from gitops_mail.core.dns.zone import render_zones
+from gitops_mail.core.dns.zone import committed_keys, render_zones
 from gitops_mail.core.manifest.model import parse_manifest
 from gitops_mail.core.state import load_state
+from gitops_mail.daemon.commitback import commit_back
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import read as gitread
 from gitops_mail.host.dkim import keygen
 from gitops_mail.host.dkim.store import KeyStore, public_keys, signing_keys
+from gitops_mail.host.settings import HostSettings
 
 MANIFEST = """\
 version: 1
@@ -217,3 +219,36 @@ def test_a_key_moves_from_one_host_to_another(host: Path, tmp_path: Path, capsys
     assert original not in err
     code, _, err = run(capsysbinary, "dkim", "export", "example.com", "s2026", "-o", str(backup))
     assert code == 1 and b"cannot create" in err  # never overwrites a file
+
+
+def test_commit_back_publishes_the_store_s_key_whatever_the_push_wrote_in_the_zone(
+    tmp_path: Path, workdir, origin
+) -> None:
+    """A pusher who forges the DKIM record in dns/<d>.zone changes nothing that signs:
+    the daemon's commit-back writes the key this host signs with back over it."""
+    state_dir = tmp_path / "state"
+    made = signing_keys(state_dir, manifest(), create=True)
+    conf = {
+        "gitops-mail.yaml": MANIFEST,
+        "chasquid/chasquid.conf": 'hostname: "mail.example.com"\n',
+        **{
+            f"chasquid/domains/{d}/aliases": "postmaster: a@b.example\n"
+            for d in ("example.com", "example.org", "example.net")
+        },
+    }
+    workdir.commit(conf, "base")
+    workdir.push()
+    base = load_state(gitread.read_revision(origin.path, "main"))
+    forged = {("example.com", "s2026"): keygen.generate("rsa-2048")[1]}
+    zone = render_zones(base, forged)["dns/example.com.zone"]
+    revision = workdir.commit({"dns/example.com.zone": zone}, "my key, please")
+    workdir.push()
+    settings = HostSettings(path=tmp_path / "h.yaml", repo=origin.path, state_dir=state_dir)
+    done = commit_back(settings, load_state(gitread.read_revision(origin.path, revision)), revision)
+    assert done.result == "committed"
+    published = load_state(gitread.read_revision(origin.path, "main"))
+
+    ours = public_keys(state_dir, published.manifest)
+    assert committed_keys(published)[("example.com", "s2026")] == ours[("example.com", "s2026")]
+    assert committed_keys(published)[("example.com", "s2026")] != forged[("example.com", "s2026")]
+    assert len(made.files) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import re
 
@@ -10,7 +11,7 @@ from support.repo import snapshot
 from gitops_mail.core.dns.dkim import PublicKey, parse_value, published_keys, txt_value
 from gitops_mail.core.dns.zone import committed_keys, render_zones, zone_path, zone_records
 from gitops_mail.core.policy import HostPolicy
-from gitops_mail.core.render import HOOK, REPO_HOOK, render_tree
+from gitops_mail.core.render import HOOK, REPO_HOOK, hook_source, render_tree
 from gitops_mail.core.snapshot import MODE_EXEC, Entry
 from gitops_mail.core.state import State, load_state
 from gitops_mail.core.tree import FileSpec
@@ -148,3 +149,24 @@ def test_only_the_manifest_s_selectors_are_installed() -> None:
     tree = render_tree(state(selectors="[s2026]"), {}, dkim=keys)
     assert sorted(p for p in tree if "dkim" in p) == ["domains/example.com/dkim:s2026.pem"]
     assert render_tree(state(), {}, dkim={}) == render_tree(state(), {})
+
+
+def test_a_hostile_domain_or_selector_cannot_put_code_into_the_managed_hook() -> None:
+    """The hook is the product's own file, run for every message whatever hooks: says:
+    what a push controls (names) reaches it only as a Python literal."""
+    hostile = 'x"]}\nimport os; os.system("id")  # \u2028'
+    source = hook_source({hostile: [hostile, "s1'); print('pwned"]}, repo_hook=False).decode()
+    tree = ast.parse(source)
+    signers = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "SIGNERS"
+    )
+    table = ast.literal_eval(signers.value)  # a literal, nothing else
+    assert table[hostile.lower()][2] == [hostile, "s1'); print('pwned"]
+    template = hook_source({}, repo_hook=False).decode().splitlines()
+    lines = source.splitlines()
+    assert len(lines) == len(template)  # one line changed, the table; nothing added
+    assert [a for a, b in zip(lines, template, strict=True) if a != b] == [
+        lines[signers.lineno - 1]
+    ]
