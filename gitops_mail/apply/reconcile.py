@@ -164,6 +164,7 @@ class _Apply:
                 binary=chasquid.binary,
                 util=chasquid.util,
                 domains=_changed_users(staged.changes),
+                user=chasquid.user,
             )
         if result.ok:
             return

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gitops_mail.apply.store import Attempt, StateStore, Unproven
 from gitops_mail.git import plumbing as gitplumbing
-from gitops_mail.host import localfs
+from gitops_mail.host import localfs, statedir
 from gitops_mail.host.livefs import configdir as livefs
 from gitops_mail.host.lock import state_lock
 from gitops_mail.host.settings import HostSettings
@@ -55,7 +55,7 @@ def record_sources(state_dir: Path, paths: Iterable[str]) -> None:
     """Remember the bytes of the certificate source files a proven revision used."""
     digests = {path: _digest(Path(path)) for path in sorted(set(paths))}
     data = (json.dumps(digests, indent=1, sort_keys=True) + "\n").encode()
-    localfs.atomic_write(state_dir / SOURCES, data, mode=0o600)
+    localfs.atomic_write(state_dir / SOURCES, data, mode=statedir.FILE_MODE)
 
 
 def still_live(store: StateStore, live: livefs.LiveDir, revision: str) -> bool:
@@ -69,7 +69,7 @@ def still_live(store: StateStore, live: livefs.LiveDir, revision: str) -> bool:
 
 def _sources_unchanged(state_dir: Path) -> bool:
     try:
-        recorded = json.loads((state_dir / SOURCES).read_bytes())
+        recorded = json.loads(localfs.read_own(state_dir / SOURCES))
     except (OSError, ValueError):
         return False
     return isinstance(recorded, dict) and all(

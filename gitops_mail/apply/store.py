@@ -1,24 +1,37 @@
 """What happened on this host: the live revision and the last 50 attempts.
 
 One JSON file, ``state_dir/state.json``, replaced atomically on every write,
-so a crash leaves the previous record or the new one, never half of it.
+so a crash leaves the previous record or the new one, never half of it. It is
+0640 with the state dir's group: the post-receive hook, running as the
+pusher, reads it when ``hooks install`` has shared the state dir
+(``host.statedir``). It is read without following a symlink, and only when
+root (or the user gitops-mail runs as) wrote it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.host import localfs
+from gitops_mail.host import localfs, statedir
 from gitops_mail.host.localfs import atomic_write
 
 HISTORY_LIMIT = 50
 _HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
-_DIR_HINT = "check state_dir in the host settings: it must be a directory this user can write"
+_DIR_HINT = statedir.HINT
+_NOT_OURS_HINT = (
+    "gitops-mail wrote it, never as a symlink nor as another user: move it away (someone "
+    "else may have put it there) to start a fresh history"
+)
+_DENIED_HINT = (
+    "the push hooks read it as the pushing user: as root, run `gitops-mail hooks install "
+    "REPO` to let the repo's group read the results"
+)
 _TEXT_FIELDS = ("revision", "started_at", "result", "reason", "summary", "action")
 _REQUIRED = ("revision", "started_at", "result")
 
@@ -73,12 +86,11 @@ class StateStore:
 
     def load(self) -> Record:
         try:
-            data = self.path.read_bytes()
+            data = localfs.read_own(self.path)
         except FileNotFoundError:
             return Record()
         except OSError as exc:
-            hint = _DIR_HINT if isinstance(exc, NotADirectoryError) else _HINT
-            raise GitopsMailError(f"cannot read {self.path}: {exc.strerror}", hint) from exc
+            raise GitopsMailError(f"cannot read {self.path}: {exc.strerror}", _hint(exc)) from exc
         try:
             return _record(_json(data))
         except _Shape as exc:
@@ -91,20 +103,17 @@ class StateStore:
             history=(attempt, *old.history)[:HISTORY_LIMIT],
         )
         doc = {"applied": new.applied, "history": [asdict(a) for a in new.history]}
-        # 0644: the post-receive hook runs as the pushing user and reads results here.
-        _make_state_dir(self.path.parent)
-        localfs.atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o644)
+        statedir.prepare(self.path.parent)
+        statedir.write_shared(self.path, (json.dumps(doc, indent=1) + "\n").encode())
         return new
 
 
-def _make_state_dir(state_dir: Path) -> None:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise GitopsMailError(f"the state dir {state_dir} is not a directory", _DIR_HINT) from None
-    except OSError as exc:
-        message = f"cannot create the state dir {state_dir}: {exc.strerror}"
-        raise GitopsMailError(message, _DIR_HINT) from exc
+def _hint(exc: OSError) -> str:
+    if isinstance(exc, NotADirectoryError):
+        return _DIR_HINT
+    if isinstance(exc, localfs.NotOurs):
+        return _NOT_OURS_HINT
+    return _DENIED_HINT if isinstance(exc, PermissionError) else _HINT
 
 
 class _Shape(Exception):
@@ -180,16 +189,16 @@ class Unproven:
         return cls(state_dir / "unproven")
 
     def present(self) -> bool:
-        return self.path.exists()
+        return os.path.lexists(self.path)  # whatever is there: one restart more, never less
 
     def revision(self) -> str | None:
         try:
-            return self.path.read_text().strip() or None
+            return localfs.read_own(self.path).decode("utf-8", "replace").strip() or None
         except OSError:
             return None
 
     def mark(self, revision: str) -> None:
-        atomic_write(self.path, f"{revision}\n".encode(), mode=0o600)
+        atomic_write(self.path, f"{revision}\n".encode(), mode=statedir.FILE_MODE)
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -82,7 +82,26 @@ def install(repo: Path, config: str | None, *, timeout: float, force: bool) -> i
         f"are validated, then wait up to {timeout:g} s for the daemon's result "
         f"(host settings: {settings_file})"
     )
+    _share_results(settings)
     return 0
+
+
+def _share_results(settings: hostsettings.HostSettings) -> None:
+    """Let the repo's group (the pushers) read the two files post-receive reads, no more."""
+    import grp  # noqa: PLC0415 - install only
+
+    from gitops_mail.host import statedir  # noqa: PLC0415 - the hooks themselves never write
+
+    gid = os.stat(settings.repo).st_gid
+    statedir.share(settings.state_dir, gid)
+    try:
+        name = grp.getgrgid(gid).gr_name
+    except KeyError:
+        name = str(gid)
+    print(
+        f"the hooks read the daemon's results in {settings.state_dir}: group {name} (the "
+        "repo's) may open state.json and daemon.json there, nothing else"
+    )
 
 
 def _hooks_dir(repo: Path, settings: hostsettings.HostSettings) -> Path:

@@ -2,10 +2,12 @@
 
 - ``daemon.pid``: ``flock``-ed for as long as a daemon runs and holding its
   pid, so a second daemon is refused and a pid left by a killed one is never
-  trusted (the lock dies with its process).
+  trusted (the lock dies with its process). 0600, never through a symlink.
 - ``daemon.json``: what the daemon is doing (watched repo, tip seen, pending
   work, next poll, last error and back-off, the last pass and commit-back), replaced
-  atomically on every change, readable by anyone (0644, no secret in it).
+  atomically on every change; 0640 with the state dir's group, which the push
+  hooks share when ``hooks install`` made it the repo's (``host.statedir``).
+  No secret in it. Read only when root (or the user we run as) wrote it.
 
 Light on purpose: ``gitops-mail status`` and ``reconcile-now`` import this,
 never the daemon and its transaction.
@@ -25,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.host.localfs import atomic_write
-from gitops_mail.host.lock import held
+from gitops_mail.host import localfs, statedir
+from gitops_mail.host.lock import held, open_lock_file
 from gitops_mail.host.settings import HostSettings
 
 STATUS_FILE = "daemon.json"
 PID_FILE = "daemon.pid"
-_DIR_HINT = "check state_dir in the host settings: it must be a directory this user can write"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class StatusFile:
             self.doc.update(fields, updated_at=now_iso())
             data = (json.dumps(self.doc, indent=1) + "\n").encode()
             try:
-                atomic_write(self.path, data, mode=0o644)
+                statedir.write_shared(self.path, data)
                 self.error = None
             except GitopsMailError as exc:  # a full disk must not stop the daemon
                 self.error = exc.message
@@ -85,7 +86,7 @@ class StatusFile:
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     """What a daemon last wrote to ``daemon.json``; None when there is nothing readable."""
     try:
-        doc = json.loads((state_dir / STATUS_FILE).read_bytes())
+        doc = json.loads(localfs.read_own(state_dir / STATUS_FILE))
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
@@ -126,11 +127,8 @@ def status_line(revision: str | None, result: str, message: str, live: str | Non
 def hold_pid_file(state_dir: Path) -> Iterator[None]:
     """``state_dir/daemon.pid``, locked while the block runs and removed after it."""
     path = state_dir / PID_FILE
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise GitopsMailError(f"cannot create {path}: {exc.strerror}", _DIR_HINT) from exc
+    statedir.prepare(state_dir)
+    fd = open_lock_file(path, "the daemon's pid file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,7 +154,7 @@ def daemon_pid(state_dir: Path) -> int | None:
     if not held(path):
         return None
     try:
-        return _pid(path.read_bytes())
+        return _pid(localfs.read_own(path))
     except OSError:
         return None  # it ended just now
 

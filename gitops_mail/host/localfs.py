@@ -5,11 +5,18 @@ symlink becomes an entry holding its target, so a link pointing outside the
 tree is seen (and can be refused by validation) instead of being read through.
 Writing goes through a temporary file in the same directory, ``fsync`` and
 ``os.replace``, so a reader sees the old file or the new one, never half of one.
+Every file written gets its mode (and group) explicitly, whatever the umask.
+
+gitops-mail's own files (the state dir's records, locks and logs) are opened
+and read with ``open_own`` and ``read_own``: never through a symlink, and only
+when they are regular files of root's (or of the user gitops-mail runs as). A
+file another user put there is refused (``NotOurs``), never believed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Collection, Mapping
@@ -26,6 +33,14 @@ from gitops_mail.core.snapshot import (
 from gitops_mail.errors import GitopsMailError
 
 _NEW_FILE_MODE = 0o644
+_ROOT_UID = 0
+
+
+class NotOurs(OSError):
+    """A file gitops-mail keeps is a symlink, not a regular file, or another user's.
+
+    Its ``strerror`` says which, for messages: "it is a symbolic link".
+    """
 
 
 def read_directory(root: Path, *, prefix: str = "", skip: Collection[str] = (".git",)) -> Snapshot:
@@ -59,11 +74,15 @@ def read_directory(root: Path, *, prefix: str = "", skip: Collection[str] = (".g
     )
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int | None = None, group: int | None = None
+) -> None:
     """Replace ``path`` with ``data`` in one step; keep its mode unless ``mode`` is given.
 
-    A new file gets 0644. The path itself is replaced: a symlink there is not
-    followed. On any error the old file is intact and no temporary file is left.
+    A new file gets 0644; the umask plays no part. ``group`` (a gid) is the new
+    file's group (default: the writer's). The path itself is replaced: a
+    symlink there is not followed. On any error the old file is intact and no
+    temporary file is left.
     """
     import tempfile  # noqa: PLC0415 - writes only; reads start faster without it
 
@@ -72,7 +91,9 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with open(fd, "wb") as handle:
-            os.fchmod(fd, permissions)
+            if group is not None and group != os.getegid():
+                os.fchown(fd, -1, group)
+            os.fchmod(fd, permissions)  # after the chown, which may clear set-id bits
             handle.write(data)
             handle.flush()
             os.fsync(fd)
@@ -88,6 +109,68 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
         if temporary is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+
+
+def open_own(path: Path, flags: int, mode: int = 0o600) -> int:
+    """A descriptor of gitops-mail's own file ``path`` (a lock, a pid file, a log), made if missing.
+
+    ``flags`` say how (``os.O_RDWR``, ``os.O_WRONLY | os.O_APPEND``); the file is
+    created with ``mode`` and set to it, whatever the umask. Never through a
+    symlink (``NotOurs``), nor when it is not a regular file or belongs to
+    another user; other errors are the ``OSError`` of ``os.open``.
+    """
+    flags |= os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        raise _symlink(exc) from None
+    try:
+        info = os.fstat(fd)
+        _check_own(info)
+        if stat.S_IMODE(info.st_mode) != mode:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_own(path: Path) -> bytes:
+    """The bytes of gitops-mail's own file ``path``, read without following a symlink.
+
+    Raises ``FileNotFoundError`` when there is none, ``NotOurs`` when it is a
+    symlink, not a regular file or another user's, other ``OSError`` as read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _symlink(exc) from None
+    with open(fd, "rb") as handle:
+        _check_own(os.fstat(fd))
+        return handle.read()
+
+
+def trusted_owner(uid: int) -> bool:
+    """Whether a file of ``uid`` can only have been made by root or by us."""
+    return uid in (_ROOT_UID, os.geteuid())
+
+
+def _check_own(info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(info.st_mode):
+        raise NotOurs(errno.EINVAL, "it is not a regular file")
+    if not trusted_owner(info.st_uid):
+        raise NotOurs(errno.EPERM, f"it belongs to uid {info.st_uid}, not to {_me()}")
+
+
+def _me() -> str:
+    return "root" if os.geteuid() == _ROOT_UID else f"uid {os.geteuid()}"
+
+
+def _symlink(exc: OSError) -> OSError:
+    """``O_NOFOLLOW`` met a symlink: say so plainly; any other error as it is."""
+    return NotOurs(errno.ELOOP, "it is a symbolic link") if exc.errno == errno.ELOOP else exc
 
 
 def write_tree(root: Path, files: Mapping[str, Entry]) -> None:

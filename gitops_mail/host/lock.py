@@ -3,6 +3,11 @@
 An advisory ``flock`` on ``state_dir/lock``: the kernel drops it when the
 holder dies, so a killed apply never leaves a stale lock behind. ``held``
 asks the same of any lock file (the daemon's pid file, the supervisor's lock).
+
+Taking it first prepares the state dir (``statedir.prepare``: made 0700,
+refused when another user can change it). The lock file is opened without
+following a symlink and only when it is a regular file of ours (0600): a
+``lock`` someone else put there is refused, and nothing is made through it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops_mail.errors import GitopsMailError
+from gitops_mail.host import localfs, statedir
+
+LOCK_FILE = "lock"
+_PLANTED_HINT = (
+    "gitops-mail never follows a symlink there, nor uses another user's file: "
+    "remove it (someone may have put it there to make root write elsewhere), then run again"
+)
 
 
 class LockHeld(GitopsMailError):
@@ -24,8 +36,9 @@ class LockHeld(GitopsMailError):
 def state_lock(
     state_dir: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None
 ) -> Iterator[None]:
-    path = state_dir / "lock"
-    fd = _open(state_dir, path)
+    path = state_dir / LOCK_FILE
+    statedir.prepare(state_dir)
+    fd = open_lock_file(path, "the state lock")
     try:
         _acquire(fd, path, wait=wait, on_wait=on_wait)
         yield
@@ -33,11 +46,23 @@ def state_lock(
         os.close(fd)
 
 
-def held(path: Path) -> bool:
-    """Whether some process holds a ``flock`` on ``path``; False when there is no such file."""
+def open_lock_file(path: Path, what: str) -> int:
+    """A descriptor of the lock file ``path`` (0600, made if missing); a clear error if not."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        return localfs.open_own(path, os.O_RDWR, statedir.FILE_MODE)
+    except localfs.NotOurs as exc:
+        raise GitopsMailError(f"cannot open {what} {path}: {exc.strerror}", _PLANTED_HINT) from None
+    except OSError as exc:
+        raise GitopsMailError(f"cannot open {what} {path}: {exc.strerror}", statedir.HINT) from exc
+
+
+def held(path: Path) -> bool:
+    """Whether some process holds a ``flock`` on ``path``; False when there is no such file
+    (or only a symlink, which no lock of ours ever is)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -46,25 +71,6 @@ def held(path: Path) -> bool:
     finally:
         os.close(fd)  # also drops a shared lock taken just now
     return False
-
-
-def _open(state_dir: Path, path: Path) -> int:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise _unusable(f"the state dir {state_dir} is not a directory") from None
-    except OSError as exc:
-        raise _unusable(f"cannot create the state dir {state_dir}: {exc.strerror}") from exc
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise _unusable(f"cannot open the state lock {path}: {exc.strerror}") from exc
-
-
-def _unusable(message: str) -> GitopsMailError:
-    return GitopsMailError(
-        message, "check state_dir in the host settings: it must be a directory this user can write"
-    )
 
 
 def _acquire(fd: int, path: Path, *, wait: bool, on_wait: Callable[[], None] | None) -> None:

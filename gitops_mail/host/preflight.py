@@ -15,6 +15,15 @@ for a message. So the delivery agent is left as configured: chasquid then
 checks the real setting, and a later version that checks the agent at start
 would catch a broken one.
 
+chasquid and chasquid-util run as the ``chasquid`` user (``user``; see
+``host.runas``), as Debian's unit runs chasquid, so the staged tree must be
+readable by it as the live one is. The throwaway ``data_dir`` is a
+``preflight-*`` directory of that user's beside the staged tree (in
+gitops-mail's work dir, never in /tmp), and chasquid dies with the thread
+that started it (``--pdeathsig``): a ``kill -9`` of gitops-mail leaves no
+chasquid running, and the next pre-flight removes the directory it left
+(``host.scratch``).
+
 chasquid 1.11 catches: chasquid.conf syntax errors and unknown fields
 (``line:col``), a missing chasquid.conf, certs/ or domains/ missing or empty,
 a key that does not match its certificate, bad PEM, no usable certificate,
@@ -29,14 +38,15 @@ from __future__ import annotations
 import os
 import re
 import selectors
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_mail.errors import CommandError
-from gitops_mail.host import procs
+from gitops_mail.host import procs, runas
+from gitops_mail.host.livefs.journal import fault_point
+from gitops_mail.host.scratch import scratch_dir
 
 LISTEN_MARK = "Server listening on "
 LISTENERS = 3  # smtp, submission, submission over TLS
@@ -50,6 +60,7 @@ ANY_LOOPBACK_PORT = "127.0.0.1:0"
 DOVECOT_FIELDS = ("dovecot_userdb_path", "dovecot_client_path")
 # chasquid's words (1.11; newer) for the sockets above, which never answer
 NO_DOVECOT = ("Warning: Dovecot auth is not responding", "Failed dovecot authenticator check")
+SCRATCH_PREFIX = "preflight-"
 
 # "[time ]L file.go:N<padded to 18> message": the time only with -logtime and
 # in mail log lines; L is the level; the message keeps chasquid's indentation.
@@ -88,23 +99,33 @@ def preflight(
     util: Path = Path("/usr/bin/chasquid-util"),
     domains: Sequence[str] | None = None,
     timeout: float = 10.0,
+    user: str = runas.DEFAULT_USER,
+    work_dir: Path | None = None,
 ) -> PreflightResult:
     """Let chasquid judge ``staged``; see the module docstring.
 
     ``domains`` limits the users files checked with chasquid-util (None: every
     domain under ``staged/domains``; empty: none, since chasquid's own start
     already loads every users file and check-userdb only names the file); a
-    domain without a users file is skipped.
-    Raises ``CommandError`` only when chasquid or chasquid-util cannot be run.
+    domain without a users file is skipped. ``user`` is whom chasquid and
+    chasquid-util run as; ``work_dir`` where the throwaway data dir is made
+    (default: the directory holding ``staged``).
+    Raises ``CommandError`` only when chasquid or chasquid-util cannot be run,
+    ``GitopsMailError`` when ``user`` does not exist or ``work_dir`` is unusable.
     """
     began = time.monotonic()
     staged = staged.absolute()
-    with tempfile.TemporaryDirectory(prefix="gitops-mail-preflight-") as data_dir:
-        start = _start_and_stop(_argv(binary, staged, Path(data_dir)), timeout)
+    who = runas.lookup(user)
+    runas.require_executable(binary)
+    owner = (who.uid, who.gid) if runas.switches(who) else None
+    with scratch_dir(work_dir or staged.parent, SCRATCH_PREFIX, owner=owner) as data_dir:
+        argv = runas.command(_argv(binary, staged, data_dir), who, die_with_parent=True)
+        start = _start_and_stop(argv, timeout)
     errors = [e for e in error_lines(start.log) if not e.startswith(NO_DOVECOT)]
     if start.failure and not (start.exited and _fatal_logged(start.log)):
         errors.append(start.failure)  # a fatal line already says why it exited
-    errors.extend(_check_userdbs(util, staged, domains, timeout))
+    identity = procs.Identity(who.uid, who.gid) if runas.switches(who) else None
+    errors.extend(_check_userdbs(util, staged, domains, timeout, identity))
     elapsed = (time.monotonic() - began) * 1000
     return PreflightResult(not errors, tuple(errors), start.log, elapsed)
 
@@ -133,6 +154,8 @@ def _start_and_stop(argv: list[str], timeout: float) -> _Start:
     deadline = time.monotonic() + timeout
     with procs.spawn(argv) as child:
         log, eof = _read_log(child, deadline)
+        if _listening(log):
+            fault_point("preflight-running")  # tests: gitops-mail killed while chasquid runs
         failure = _exit_reason(child, deadline, timeout) if eof else ""
     if not failure and not _listening(log):
         failure = _too_slow(timeout)
@@ -228,11 +251,15 @@ def _message(line: str) -> str:
 
 
 def _check_userdbs(
-    util: Path, staged: Path, domains: Sequence[str] | None, timeout: float
+    util: Path,
+    staged: Path,
+    domains: Sequence[str] | None,
+    timeout: float,
+    who: procs.Identity | None,
 ) -> list[str]:
     errors = []
     for domain in _users_domains(staged, domains):
-        problem = _check_userdb(util, staged, domain, timeout)
+        problem = _check_userdb(util, staged, domain, timeout, who)
         if problem:
             errors.append(f"domains/{domain}/users: {problem}")
     return errors
@@ -246,11 +273,13 @@ def _users_domains(staged: Path, domains: Sequence[str] | None) -> list[str]:
     return [d for d in wanted if (root / d / "users").exists()]
 
 
-def _check_userdb(util: Path, staged: Path, domain: str, timeout: float) -> str:
+def _check_userdb(
+    util: Path, staged: Path, domain: str, timeout: float, who: procs.Identity | None
+) -> str:
     """chasquid-util's complaint about one users file; "" if it loads."""
     argv: list[str | Path] = [util, f"-C={staged}", "check-userdb", domain]
     try:
-        done = procs.run(argv, timeout=timeout, check=False)
+        done = procs.run(argv, timeout=timeout, check=False, as_user=who)
     except CommandError as exc:
         if exc.returncode is not None:  # could not run it at all
             raise

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gitops_mail.errors import CommandError, GitopsMailError, InvalidConfig
-from gitops_mail.host import procs
+from gitops_mail.host import localfs, procs
 from gitops_mail.host.localfs import atomic_write
 from gitops_mail.host.lock import held
 from gitops_mail.host.settings import ChasquidSettings, HostSettings
@@ -169,7 +169,7 @@ class SuperviseService:
             raise self._no_supervisor()
         old = read_pid(state_dir / PIDFILE)
         alive = old is not None and is_chasquid(old, self.settings.chasquid)
-        atomic_write(state_dir / REQUEST_FILE, f"{old if alive else 0}\n".encode())
+        atomic_write(state_dir / REQUEST_FILE, f"{old if alive else 0}\n".encode(), mode=0o600)
         if alive and old is not None:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.kill(old, signal.SIGTERM)
@@ -209,9 +209,10 @@ def supervisor_running(state_dir: Path) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file of ours; None when there is none, or none we wrote."""
     try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
+        text = localfs.read_own(path).decode("ascii", "replace").strip()
+    except (FileNotFoundError, localfs.NotOurs):
         return None
     return int(text) if text.isdigit() and int(text) > 0 else None
 

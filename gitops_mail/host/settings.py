@@ -78,6 +78,7 @@ SCHEMA: dict[str, Any] = {
                 "util": _PATH,
                 "service": {"enum": ["systemd", "supervise", "command"]},
                 "unit": {"type": "string", "minLength": 1},
+                "user": {"type": "string", "minLength": 1},
                 "args": {"type": "array", "items": {"type": "string"}},
                 "reload_strategy": {"enum": ["restart", "wait"]},
                 "restart_command": {
@@ -98,6 +99,7 @@ class ChasquidSettings:
     util: Path = Path("/usr/bin/chasquid-util")
     service: str = "systemd"
     unit: str = "chasquid.service"
+    user: str = "chasquid"  # supervise and the pre-flight run chasquid as this user
     args: tuple[str, ...] = ()
     restart_command: tuple[str, ...] | None = None
     reload_strategy: str = (
@@ -208,6 +210,7 @@ def _settings(path: Path, raw: Any) -> HostSettings:
         util=Path(c.get("util", "/usr/bin/chasquid-util")),
         service=c.get("service", "systemd"),
         unit=c.get("unit", "chasquid.service"),
+        user=c.get("user", "chasquid"),
         args=tuple(c.get("args", ())),
         restart_command=tuple(c["restart_command"]) if c.get("restart_command") else None,
         reload_strategy=c.get("reload_strategy", "restart"),

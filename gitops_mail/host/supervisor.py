@@ -13,6 +13,13 @@ one in a thread of its own. Files in ``state_dir``:
   the crash back-off is left alone.
 - ``chasquid.log``: chasquid's own output, appended, one header line per start.
 
+Each is 0600 and opened without following a symlink (``host.statedir``).
+chasquid runs as the ``chasquid`` user (``chasquid.user``; ``host.runas``),
+keeping only ``CAP_NET_BIND_SERVICE`` (ambient) to bind ports 25, 465 and 587,
+as Debian's unit runs it: a delivery agent or hook it starts never runs as
+root. Its ``data_dir`` and ``mail_log_path`` must be that user's to write
+(Debian's /var/lib/chasquid is).
+
 A child that ends unasked is started again after a back-off delay (0.1 s,
 doubling to 5 s; back to 0.1 s once a child has run 10 s), so a config that
 makes chasquid exit at start cannot become a busy loop. Every child is reaped.
@@ -40,8 +47,9 @@ from types import FrameType
 from typing import BinaryIO
 
 from gitops_mail.errors import GitopsMailError
-from gitops_mail.host import procs
+from gitops_mail.host import localfs, procs, runas, statedir
 from gitops_mail.host.localfs import atomic_write
+from gitops_mail.host.lock import open_lock_file
 from gitops_mail.host.service import (
     LOCK_FILE,
     LOG_FILE,
@@ -114,6 +122,12 @@ class Supervisor:
     def argv(self) -> list[str]:
         chasquid = self.settings.chasquid
         return [str(chasquid.binary), f"-config_dir={chasquid.config_dir}", *chasquid.args]
+
+    def command(self) -> list[str]:
+        """``argv`` as the chasquid user, able to bind ports below 1024."""
+        runas.require_executable(self.settings.chasquid.binary)
+        user = runas.lookup(self.settings.chasquid.user)
+        return runas.command(self.argv(), user, bind_low_ports=True)
 
     def start(self) -> None:
         """Take the supervisor lock (once) and start chasquid if no child runs.
@@ -210,10 +224,11 @@ class Supervisor:
 
     def _spawn(self) -> None:
         logfile = self.state_dir / LOG_FILE
+        command = self.command()
         with _open_log(logfile) as output:
-            child = procs.start(self.argv(), output=output.fileno())
+            child = procs.start(command, output=output.fileno())
         self._child, self._started_at = child, time.monotonic()
-        atomic_write(self.state_dir / PIDFILE, f"{child.pid}\n".encode())
+        atomic_write(self.state_dir / PIDFILE, f"{child.pid}\n".encode(), mode=statedir.FILE_MODE)
         log.info("started chasquid pid=%d, its output goes to %s", child.pid, logfile)
 
     def _spawn_or_back_off(self) -> None:
@@ -259,9 +274,9 @@ class Supervisor:
     # --- the lock, and an orphan ------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        statedir.prepare(self.state_dir)
         path = self.state_dir / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_lock_file(path, "the supervisor's lock")
         end = time.monotonic() + 0.5  # a reader may hold a shared lock for a moment
         while True:
             try:
@@ -306,10 +321,11 @@ class Supervisor:
 
 @contextlib.contextmanager
 def _open_log(path: Path) -> Iterator[BinaryIO]:
-    """``path`` opened for appending, with a line that marks a new start."""
+    """``path`` opened for appending (0600, never through a symlink), with a line that
+    marks a new start."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        output = open(path, "ab")  # noqa: SIM115 - closed below, after the child has it
+        fd = localfs.open_own(path, os.O_WRONLY | os.O_APPEND, statedir.FILE_MODE)
+        output = open(fd, "ab")  # noqa: SIM115 - closed below, after the child has it
     except OSError as exc:
         raise GitopsMailError(
             f"cannot open chasquid's log {path}: {exc.strerror}",

@@ -13,8 +13,9 @@ ports, processes, the mail client) and ``apply_sandbox`` (``Sandbox``).
   mail.example.test and 127.0.0.1) and a delivery agent that appends each
   message to ``mailboxes/<recipient>``;
 - host settings (``service: supervise``) and a ``Supervisor`` running the real
-  chasquid on the config dir in a thread, stopped at teardown, after which no
-  chasquid started under the test's directory may be left (read from /proc).
+  chasquid (as the chasquid user, which owns ``data/``, ``mail.log`` and
+  ``mailboxes/``) on the config dir in a thread, stopped at teardown, after
+  which no chasquid started under the test's directory may be left (read from /proc).
 
 The ``gitops-mail`` command line runs as a child process (``Sandbox.gm``,
 ``Sandbox.start_gm``), as an operator would run it: exit codes, standard
@@ -53,6 +54,7 @@ from apply_host import (  # noqa: E402 - after the assertion rewrite is register
     poll,
 )
 from apply_sandbox import Sandbox, UsersFiles  # noqa: E402
+from support import chasquiduser  # noqa: E402
 from support.livetree import Mounts, fill  # noqa: E402
 from support.mail import MDA  # noqa: E402
 
@@ -155,7 +157,10 @@ def make_sandbox(
             chasquid_args=tuple(chasquid_args),
         )
         box.fullchain, box.privkey = box.new_cert("first")
-        (tmp_path / "mailboxes").mkdir()
+        # chasquid runs as chasquid: its data dir, mail log and the agent's mailboxes are its own
+        chasquiduser.give(tmp_path / "mailboxes", directory=True)
+        chasquiduser.give(tmp_path / "data", directory=True)
+        chasquiduser.give(tmp_path / "mail.log")
         mda = tmp_path / "mda.sh"
         mda.write_text(MDA.format(mailboxes=tmp_path / "mailboxes"))
         mda.chmod(0o755)

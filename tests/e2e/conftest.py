@@ -5,6 +5,11 @@ Everything here runs only inside the private network namespace that
 ``lo`` exists there, so neither chasquid nor a client can reach beyond this
 machine. Outside it every test in this folder is skipped.
 
+``tmp_path`` is overridden here: a fresh directory the ``chasquid`` user can
+reach (``support.chasquiduser.reachable_dir``), since gitops-mail runs chasquid
+as chasquid under ``service: supervise`` and in the pre-flight, and pytest's
+own temporary directories are root's and 0700.
+
 Fixtures (function scoped; each returns a callable):
 
 - ``tls_cert(hostname="mail.example.test") -> TlsCert``: key and certificate
@@ -41,6 +46,7 @@ from typing import Any
 
 import pytest
 import trustme
+from support import chasquiduser
 from support.mail import MDA
 from support.tools import skip_or_fail
 from support.wait import poll
@@ -71,6 +77,13 @@ def require_netns() -> None:
 @pytest.fixture(autouse=True)
 def _netns_only() -> None:
     require_netns()
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh directory per test that the chasquid user can reach; removed afterwards."""
+    with chasquiduser.reachable_dir(request.node.name) as path:
+        yield path
 
 
 # --- waiting -----------------------------------------------------------------

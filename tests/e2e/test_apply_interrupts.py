@@ -6,6 +6,8 @@
 - SIGTERM during the restart and probes: the apply finishes (applied, or
   restored) and then ends by the signal; before the swap it stops at once
   and leaves nothing behind (no staging dir, no pre-flight chasquid).
+- SIGKILL while the pre-flight's chasquid runs: that chasquid dies with it
+  (parent-death signal), and the next apply removes the directory it left.
 - Two applies at once are serialised by the state lock.
 
 Slow phases are made slow with a gate, never with a fixed sleep: a
@@ -23,6 +25,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import chasquiduser
 
 pytest.register_assert_rewrite("apply_fixtures")
 
@@ -240,8 +243,7 @@ def test_sigterm_before_the_swap_stops_at_once_and_leaves_nothing(sandbox: Sandb
     box = sandbox
     before, pid = box.tree(), box.pid()
     history = box.history()
-    gate = box.root / "gate"
-    gate.mkdir()
+    gate = chasquiduser.give(box.root / "gate", directory=True)  # the wrapper runs as chasquid
     wrapper = box.root / "chasquid-wrapper"
     wrapper.write_text(CHASQUID_WRAPPER.format(gate=gate))
     wrapper.chmod(0o755)
@@ -256,12 +258,51 @@ def test_sigterm_before_the_swap_stops_at_once_and_leaves_nothing(sandbox: Sandb
 
     assert killed(apply) == -signal.SIGTERM
     assert output.read_text() == ""
-    assert wrappers(wrapper) == []  # the pre-flight's chasquid was stopped with the apply
+    # The pre-flight's chasquid was stopped with the apply; one that the signal
+    # caught still starting dies with it (parent-death signal), a moment later.
+    poll(lambda: wrappers(wrapper) == [], what="the pre-flight's chasquid to end")
     assert not (box.config_dir.parent / ".chasquid.gitops-mail" / "staging").exists()
     assert box.tree() == before
     assert box.history() == history
     assert box.pid() == pid
     box.mail_works()
+
+
+def test_sigkill_during_the_preflight_leaves_no_chasquid_nor_directory(sandbox: Sandbox) -> None:
+    box = sandbox
+    supervised, before = box.pid(), box.tree()
+    revision = box.commit({ALIASES_PATH: BASE_ALIASES + "sales: ana\n"})
+    work_dir = box.config_dir.parent / ".chasquid.gitops-mail"
+
+    done = box.gm("apply", env={"GITOPS_MAIL_FAULT": "preflight-running"})
+
+    assert done.code == -signal.SIGKILL, done
+    poll(lambda: preflight_chasquids(work_dir) == [], what="the pre-flight chasquid to die")
+    assert [p.name.startswith("preflight-") for p in work_dir.glob("preflight-*")] == [True]
+    assert box.tree() == before
+    assert box.pid() == supervised
+    done = box.gm("apply")
+    assert done.code == 0, done.err
+    assert done.out.endswith(f"applied {revision[:7]}: restarted chasquid, probes ok\n")
+    assert list(work_dir.glob("preflight-*")) == []
+    assert box.rcpt(f"sales@{DOMAIN}") == 250
+
+
+def preflight_chasquids(work_dir: Path) -> list[str]:
+    """Live (not zombie) chasquid processes whose data dir is a pre-flight's in ``work_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit():
+                continue
+            stat_line = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        state = stat_line[stat_line.rindex(")") + 2]
+        if f"{work_dir}/preflight-" in cmdline and state not in "ZX":
+            found.append(f"{entry.name} {state} {cmdline}")
+    return found
 
 
 def wrappers(script: Path) -> list[int]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support import chasquiduser
+from support.wait import poll
 
-from gitops_mail.errors import CommandError
+from gitops_mail.errors import CommandError, GitopsMailError
 from gitops_mail.host import procs
 from gitops_mail.host.preflight import PreflightResult, error_lines, preflight
 
@@ -33,9 +35,22 @@ LOOPBACK_LISTEN = "Server listening on 127.0.0.1:0"
 
 @pytest.fixture(autouse=True)
 def _no_process_left(tmp_path: Path):
-    """After each test: no chasquid, nothing started from tmp_path, no unreaped child."""
+    """After each test: no chasquid, nothing started from tmp_path, no unreaped child.
+
+    Polled: a grandchild killed with its group (a wrapper's chasquid) is reaped
+    by the namespace's init a moment later.
+    """
     yield
-    assert leftovers(tmp_path) == []
+    left: list[str] = []
+
+    def none_left() -> bool:
+        left[:] = leftovers(tmp_path)
+        return not left
+
+    try:
+        poll(none_left, 5, "no process left")
+    except AssertionError:
+        assert left == []
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -80,13 +95,19 @@ def write_script(path: Path, text: str) -> Path:
 @pytest.fixture
 def config(tmp_path: Path, make_config_dir) -> ConfigDir:
     """A valid config dir; domains/example.test has no users file (see ``with_user``)."""
-    return make_config_dir(tmp_path)
+    return chasquiduser_tree(make_config_dir(tmp_path))
 
 
 @pytest.fixture
 def with_user(config: ConfigDir) -> ConfigDir:
     """``config`` with USER in domains/example.test/users."""
     config.add_user(USER, PASSWORD)
+    return chasquiduser_tree(config)
+
+
+def chasquiduser_tree(config: ConfigDir) -> ConfigDir:
+    """``config`` readable by chasquid, as gitops-mail installs a tree (0640 root:chasquid)."""
+    chasquiduser.as_installed(config.path)
     return config
 
 
@@ -116,7 +137,8 @@ def test_valid_config_passes(with_user: ConfigDir) -> None:
     assert "Got signal to exit" not in result.log  # the log ends where it was judged
     assert result.duration_ms > 0
     used = data_dir_used(result)
-    assert used.parent == Path(tempfile.gettempdir())
+    assert used.parent == with_user.path.parent  # beside the staged tree, never in /tmp
+    assert used.name.startswith("preflight-")
     assert not used.exists()
 
 
@@ -299,7 +321,7 @@ def test_never_delivers_the_queue_the_staged_config_names(
     assert result.ok, result.log
     used = data_dir_used(result)
     assert used != server.data_dir
-    assert used.name.startswith("gitops-mail-preflight-")
+    assert used.name.startswith("preflight-")
     assert not used.exists()
     assert sorted(p.name for p in (server.data_dir / "queue").iterdir()) == queue
     assert config.read_mailbox(USER) == b""
@@ -318,7 +340,7 @@ def test_binds_only_loopback(tmp_path: Path, config: ConfigDir) -> None:
             'submission_over_tls_address: "0.0.0.0:465"\n'
             'monitoring_address: "0.0.0.0:1099"\n'
         )
-    snapshot = tmp_path / "listening"
+    snapshot = chasquiduser.give(tmp_path / "listening")  # the wrapper runs as chasquid
     wrapper = write_script(tmp_path / "chasquid-wrapper", WRAPPER.format(sys.executable, snapshot))
 
     result = preflight(config.path, binary=wrapper)
@@ -416,3 +438,70 @@ def test_spawn_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
         assert child.stdout.readline() == b"ready\n"
     assert child.returncode == -signal.SIGKILL
     assert child.stdout.closed
+
+
+# --- as the chasquid user, leaving nothing behind -------------------------------------------
+
+# Records the credentials of the process that then becomes the program.
+WHO = """#!/bin/sh
+grep -E '^(Uid|Gid|Groups|CapEff):' /proc/$$/status >{out}
+exec {program} "$@"
+"""
+
+
+def credentials(path: Path) -> dict[str, list[str]]:
+    return {k: v.split() for k, v in (line.split(":", 1) for line in path.read_text().splitlines())}
+
+
+def test_chasquid_and_chasquid_util_run_as_chasquid(tmp_path: Path, with_user: ConfigDir) -> None:
+    uid, gid = (str(n) for n in chasquiduser.ids())
+    seen = {name: chasquiduser.give(tmp_path / f"{name}.status") for name in ("chasquid", "util")}
+    binary = write_script(
+        tmp_path / "chasquid-who", WHO.format(out=seen["chasquid"], program="/usr/bin/chasquid")
+    )
+    util = write_script(
+        tmp_path / "util-who", WHO.format(out=seen["util"], program="/usr/bin/chasquid-util")
+    )
+
+    result = preflight(with_user.path, binary=binary, util=util)
+
+    assert (result.ok, result.errors) == (True, ()), result.log
+    assert credentials(seen["chasquid"]) == {
+        "Uid": [uid] * 4,
+        "Gid": [gid] * 4,
+        "Groups": [gid],
+        "CapEff": ["0000000000000000"],
+    }
+    assert credentials(seen["util"]) == {
+        "Uid": [uid] * 4,
+        "Gid": [gid] * 4,
+        "Groups": [],
+        "CapEff": ["0000000000000000"],
+    }
+
+
+def test_a_missing_chasquid_user_is_an_error_not_a_verdict(with_user: ConfigDir) -> None:
+    with pytest.raises(GitopsMailError) as caught:
+        preflight(with_user.path, user="no-such-chasquid-user")
+    assert caught.value.message == (
+        "there is no user 'no-such-chasquid-user' on this host to run chasquid as"
+    )
+
+
+def test_leftovers_of_a_killed_preflight_are_removed_by_the_next(
+    tmp_path: Path, with_user: ConfigDir
+) -> None:
+    leftover = tmp_path / "preflight-killed"
+    (leftover / "queue").mkdir(parents=True)
+    (leftover / "queue" / "m1").write_text("a message a killed pre-flight never sent\n")
+    busy = tmp_path / "preflight-busy"  # another pre-flight's, in use: kept
+    busy.mkdir()
+    held = os.open(busy, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = preflight(with_user.path)
+    finally:
+        os.close(held)
+
+    assert result.ok, result.log
+    assert sorted(p.name for p in tmp_path.glob("preflight-*")) == ["preflight-busy"]

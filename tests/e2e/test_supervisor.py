@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import chasquiduser
 
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import settings as hostsettings
@@ -112,6 +114,8 @@ class Host:
 def host(tmp_path: Path, make_config_dir: Callable[..., Any]) -> Host:
     """Host settings (service: supervise) for a config dir that names its own ports."""
     config = make_config_dir(tmp_path)
+    chasquiduser.give(tmp_path / "data", directory=True)
+    chasquiduser.give(tmp_path / "mail.log")
     port = free_port()
     with (config.path / "chasquid.conf").open("a") as conf:
         conf.write(
@@ -131,6 +135,7 @@ def host(tmp_path: Path, make_config_dir: Callable[..., Any]) -> Host:
         "  service: supervise\n"
         '  args: ["-testing__reload_every=1s"]\n'
     )
+    chasquiduser.as_installed(config.path)
     return Host(hostsettings.load(str(path)), port)
 
 
@@ -460,3 +465,101 @@ def test_supervise_command_stops_cleanly_on_a_signal(host, wait_for, tmp_path, s
         rf"gitops-mail supervise: chasquid pid={pid} exited with code 1 after \d+\.\d s, as asked"
     )
     assert re.fullmatch(pattern, ended), ended
+
+
+# --- chasquid as chasquid ------------------------------------------------------------------
+
+# Records who runs it, then takes the message.
+WHO_AGENT = """#!/bin/sh
+echo "$(id -u) $(id -g)" >>{ids}
+cat >/dev/null
+"""
+NET_BIND_SERVICE = 1 << 10  # CAP_NET_BIND_SERVICE in /proc/PID/status masks
+
+
+def low_port() -> int:
+    """A free loopback port below 1024 (in the test's own network namespace)."""
+    for port in random.sample(range(600, 1000), 400):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port below 1024")
+
+
+def test_chasquid_and_its_delivery_agent_run_as_chasquid(host, supervise, wait_for, tmp_path):
+    uid, gid = chasquiduser.ids()
+    config = host.settings.chasquid.config_dir
+    ids = chasquiduser.give(tmp_path / "agent-ids")
+    agent = tmp_path / "who.sh"
+    agent.write_text(WHO_AGENT.format(ids=ids))
+    agent.chmod(0o755)
+    port = low_port()  # chasquid keeps only the right to bind it
+    conf = config / "chasquid.conf"
+    text = conf.read_text().replace(f"127.0.0.1:{host.smtp_port}", f"127.0.0.1:{port}")
+    conf.write_text(text.replace(str(tmp_path / "mda.sh"), str(agent)))
+    subprocess.run(
+        ["chasquid-util", f"-C={config}", "user-add", "ana@example.test", "--password=pw"],
+        check=True,
+        capture_output=True,
+    )
+    chasquiduser.as_installed(config)
+    running = supervise(host.settings)
+
+    pid = wait_for(lambda: (p := host.pid()) and is_chasquid(p, host.settings.chasquid) and p)
+    wait_for(lambda: answers(port), what=f"chasquid answering on port {port}")
+
+    status = chasquiduser.status_of(pid)
+    assert (status["Uid"].split(), status["Gid"].split()) == ([str(uid)] * 4, [str(gid)] * 4)
+    assert status["Groups"].split() == [str(gid)]
+    assert int(status["CapEff"], 16) == int(status["CapAmb"], 16) == NET_BIND_SERVICE
+    assert int(status["CapPrm"], 16) == NET_BIND_SERVICE
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.test", timeout=10) as smtp:
+        smtp.sendmail("<>", ["ana@example.test"], b"Subject: who\r\n\r\nwho runs the agent?\r\n")
+    assert wait_for(lambda: ids.read_text().split(), what="the agent's ids") == [
+        str(uid),
+        str(gid),
+    ]
+    assert running.finish() == 0
+
+
+def test_a_missing_chasquid_user_is_a_clear_error(host, tmp_path) -> None:
+    chasquid = dataclasses.replace(host.settings.chasquid, user="no-such-chasquid-user")
+    settings = dataclasses.replace(host.settings, chasquid=chasquid)
+    supervisor = Supervisor(settings)
+    with pytest.raises(GitopsMailError) as caught:
+        supervisor.start()
+    supervisor.shutdown()
+    assert caught.value.message == (
+        "there is no user 'no-such-chasquid-user' on this host to run chasquid as"
+    )
+    assert caught.value.hint == (
+        "install the chasquid package (it makes the user and group chasquid), or name "
+        "another user in chasquid.user in the host settings"
+    )
+    assert chasquids(tmp_path) == []
+
+
+def test_the_supervisors_files_are_private_under_umask_000(host, wait_for, tmp_path) -> None:
+    command = subprocess.Popen(
+        [sys.executable, "-m", "gitops_mail", "supervise", "--config", str(host.path)],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        umask=0,
+    )
+    try:
+        up(host, wait_for)
+        found = {p.name: oct(p.stat().st_mode & 0o7777) for p in sorted(host.state_dir.iterdir())}
+    finally:
+        command.terminate()
+        command.wait(timeout=30)
+    assert oct(host.state_dir.stat().st_mode & 0o7777) == "0o700"
+    assert found == {
+        "chasquid.log": "0o600",
+        "chasquid.pid": "0o600",
+        "supervisor.lock": "0o600",
+    }

@@ -524,6 +524,8 @@ def test_install_records_the_interpreter_and_the_settings(capsys, origin, host):
         f"installed pre-receive and post-receive in {origin.path / 'hooks'}: pushes to main are "
         f"validated, then wait up to 15 s for the daemon's result (host settings: "
         f"{host.settings})\n"
+        f"the hooks read the daemon's results in {host.state_dir}: group root (the repo's) "
+        "may open state.json and daemon.json there, nothing else\n"
     )
     post = origin.path / "hooks" / "post-receive"
     assert post.stat().st_mode & 0o777 == 0o755

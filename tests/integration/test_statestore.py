@@ -59,14 +59,16 @@ def test_an_attempt_is_recorded_and_read_back_exactly(tmp_path: Path) -> None:
     assert StateStore(tmp_path / "state").load().last == first
 
 
-def test_the_file_is_world_readable_json_and_leaves_no_temporary_files(tmp_path: Path) -> None:
-    # post-receive runs as the pushing user and reads the daemon's result here;
-    # the record holds revisions, results and reasons, never a secret.
+def test_the_file_is_group_readable_json_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    # post-receive runs as the pushing user and reads the daemon's result here,
+    # through the state dir's group (``hooks install`` shares it); the record
+    # holds revisions, results and reasons, never a secret.
     store = StateStore(tmp_path / "state")
     store.record(attempt(A), applied=A)
     store.record(attempt(B, "failed", reason="probe failed"))
     assert sorted(os.listdir(tmp_path / "state")) == ["state.json"]
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
     doc = json.loads(store.path.read_text())
     assert doc["applied"] == A
     assert [a["revision"] for a in doc["history"]] == [B, A]
@@ -264,8 +266,12 @@ def test_a_dangling_symlink_in_place_of_the_state_dir(tmp_path: Path) -> None:
     (tmp_path / "state").symlink_to(tmp_path / "gone")
     with pytest.raises(GitopsMailError) as caught:
         StateStore(tmp_path / "state").record(attempt(A))
-    assert caught.value.message == f"the state dir {tmp_path / 'state'} is not a directory"
-    assert caught.value.hint == DIR_HINT
+    assert caught.value.message == f"the state dir {tmp_path / 'state'} is a symbolic link"
+    assert caught.value.hint == (
+        "gitops-mail keeps its lock and records only in a real directory: "
+        "set state_dir in the host settings to the directory itself"
+    )
+    assert not (tmp_path / "gone").exists()
 
 
 _WRITE = """

@@ -20,7 +20,9 @@ TOP_KEYS = (
     "branch, chasquid, commit_back, limits, metrics_address, policy, poll_interval, "
     "probe_deadline, remote, repo, state_dir"
 )
-CHASQUID_KEYS = "args, binary, config_dir, reload_strategy, restart_command, service, unit, util"
+CHASQUID_KEYS = (
+    "args, binary, config_dir, reload_strategy, restart_command, service, unit, user, util"
+)
 
 
 def invalid(text: str) -> str:
@@ -49,6 +51,7 @@ def test_only_repo_is_required_and_everything_else_has_its_default() -> None:
             util=Path("/usr/bin/chasquid-util"),
             service="systemd",
             unit="chasquid.service",
+            user="chasquid",
             args=(),
             restart_command=None,
             reload_strategy="restart",
@@ -152,6 +155,7 @@ chasquid:
   util: /opt/chasquid-util
   service: command
   unit: mail.service
+  user: mail
   args: ["-v=2", "-testing__reload_every=1s"]
   restart_command: [/usr/local/bin/restart-chasquid, --now]
   reload_strategy: wait
@@ -170,10 +174,17 @@ chasquid:
             util=Path("/opt/chasquid-util"),
             service="command",
             unit="mail.service",
+            user="mail",
             args=("-v=2", "-testing__reload_every=1s"),
             restart_command=("/usr/local/bin/restart-chasquid", "--now"),
             reload_strategy="wait",
         ),
+    )
+
+
+def test_an_empty_chasquid_user_is_refused() -> None:
+    assert invalid('repo: /r\nchasquid:\n  user: ""\n') == (
+        HEAD + f"{FILE}:3: At 'chasquid.user': must not be empty"
     )
 
 

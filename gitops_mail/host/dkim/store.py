@@ -25,6 +25,7 @@ from gitops_mail.core.dns.dkim import PublicKey, parse_value, txt_value
 from gitops_mail.core.domainname import label_error, name_error, to_ascii
 from gitops_mail.core.manifest.model import Manifest
 from gitops_mail.errors import GitopsMailError, UsageError
+from gitops_mail.host import statedir
 from gitops_mail.host.dkim import keygen
 from gitops_mail.logs import get_logger
 
@@ -99,7 +100,7 @@ class KeyStore:
         return path
 
     def _dir(self, domain: str) -> None:
-        os.makedirs(self.root.parent, mode=DIR_MODE, exist_ok=True)  # state_dir, if new
+        statedir.prepare(self.root.parent)  # made if new, refused if another user's
         _make_dir(self.root)
         _make_dir(self.root / _dir_name(domain))
 

@@ -42,6 +42,9 @@ FAULT_POINTS = (
     "mid-restore",  # restore, after the first file is put back
 )
 INVENTORY = "inventory.json"
+# chasquid, which the pre-flight runs as chasquid, reaches staging/ and its own
+# data dir in here; nobody but root lists or writes it.
+_WORK_DIR_MODE = 0o711
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ class JournaledDir:
     def _prepare_work_dir(self) -> None:
         try:
             self.work_dir.mkdir(mode=0o700, exist_ok=True)
+            if os.stat(self.work_dir).st_mode & 0o7777 != _WORK_DIR_MODE:
+                os.chmod(self.work_dir, _WORK_DIR_MODE)
             self._clear_staging()
             same = os.stat(self.work_dir).st_dev == os.stat(self.config_dir).st_dev
         except OSError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 
 from gitops_mail.core.tree import DesiredTree
 from gitops_mail.errors import GitopsMailError
+from gitops_mail.host.localfs import read_own
 
 _NAME_HINT = (
     "install chasquid (its package creates the chasquid user and group), or create it "
@@ -181,9 +182,10 @@ def link_target(link: Path, config_dir: Path) -> str:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file gitops-mail wrote, or None when there is none."""
+    """A JSON file gitops-mail wrote, or None when there is none (never through a symlink,
+    never another user's)."""
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(read_own(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
