@@ -35,6 +35,7 @@ from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.host import preflight
 from gitops_mail.host.certs.source import load_certificate
+from gitops_mail.host.dkim import store as dkimstore
 from gitops_mail.host.livefs import configdir as livefs
 from gitops_mail.host.livefs import scan as livescan
 from gitops_mail.host.lock import state_lock
@@ -124,8 +125,12 @@ class _Apply:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
                 certs = _certificates(state, self.settings.policy)
+                keys = dkimstore.signing_keys(
+                    self.settings.state_dir, state.manifest, create=not self.r.dry_run
+                )
                 self.sources = [f for c in certs.values() for f in c.source_files]
-                return state, render_tree(state, certs, policy=self.settings.policy)
+                self.sources += keys.files  # an imported key makes the revision not live
+                return state, render_tree(state, certs, policy=self.settings.policy, dkim=keys.pems)
         except GitopsMailError as exc:
             self.r.record("invalid", reason=exc.message)
             raise

@@ -186,6 +186,42 @@ def _alias(sub: Subparsers) -> None:
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
 
 
+def _dns(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "dns",
+        "dns",
+        "the DNS records to publish (MX, A/AAAA, SPF, DKIM, DMARC, ...)",
+        "host settings file (on the server: the key store's keys)",
+    )
+    p.add_argument("domain", nargs="?", help="one domain of the manifest (default: all)")
+    p.add_argument(
+        "--repo",
+        default=None,
+        help="the conf repo (default: the host's watched repo on the server, else .)",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", default=None, help="the revision to read (default: HEAD)")
+    which.add_argument(
+        "--worktree", action="store_true", help="read the uncommitted files instead of a commit"
+    )
+    p.add_argument("--format", choices=("zone", "json", "table"), default="zone")
+
+
+def _dkim(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "dkim",
+        "dkim",
+        "move a DKIM private key between hosts or into a backup (export, import)",
+    )
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("domain")
+    p.add_argument("selector")
+    p.add_argument("file", nargs="?", help="import: the PEM file to read (default: stdin)")
+    p.add_argument("-o", "--output", help="export: a new file to write (default: stdout)")
+
+
 def _init(sub: Subparsers) -> None:
     p = _add(sub, "init", "scaffold", "scaffold a new conf repo for DOMAIN in DIR")
     p.add_argument("domain")
@@ -290,6 +326,8 @@ _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "plan": _plan,
     "user": _user,
     "alias": _alias,
+    "dns": _dns,
+    "dkim": _dkim,
     "init": _init,
     "import": _import,
     "apply": _apply,

@@ -45,6 +45,7 @@ from gitops_mail.core.state import State
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import read as gitread
 from gitops_mail.git import write as gitwrite
+from gitops_mail.host.dkim import store as dkimstore
 from gitops_mail.host.settings import HostSettings
 
 BOT = ("gitops-mail", "gitops-mail@localhost")
@@ -149,7 +150,9 @@ class _Attempt:
         self, settings: HostSettings, state: State, revision: str, author: tuple[str, str]
     ) -> None:
         self.settings, self.state, self.revision, self.author = settings, state, revision, author
-        self.artifacts = render_zones(state)
+        self.artifacts = render_zones(
+            state, dkimstore.public_keys(settings.state_dir, state.manifest)
+        )
 
     def on(self, base: str) -> CommitBack | _Retry:
         """The outcome, or the new tip to try again on."""

@@ -107,6 +107,7 @@ ARGS = {
     "import": ["/etc/chasquid", "dir"],
     "hooks": ["install", "repo"],
     "hook": ["pre-receive"],
+    "dkim": ["export", "example.com", "s2026"],
 }
 
 
@@ -280,15 +281,16 @@ def test_plan_against_a_base_like_ci_does(capsys, published, workdir):
     feature = workdir.commit({ALIASES_PATH: ALIASES.replace("carol", "dave")}, "dave")
     code, out, _ = run(capsys, "plan", "--repo", str(workdir.path), "--base", "origin/main")
     assert code == 1  # the new hostname has no certificate
-    assert out.splitlines()[:5] == [
+    assert out.splitlines()[:6] == [
         f"Plan: {published[:7]} -> {feature[:7]}",
         "  ~ hostname: mail.example.com -> mx.example.com",
         "      note: point the server's PTR (reverse DNS) record at mx.example.com, and make "
         "sure a certificate covers it",
         "  ~ alias sales@example.com: carol@example.net -> dave@example.net",
+        "  ~ record example.com MX: 10 mail.example.com. -> 10 mx.example.com.",
         "chasquid: restart (chasquid reads chasquid.conf only at start)",
     ]
-    assert out.splitlines()[5:7] == [
+    assert out.splitlines()[6:8] == [
         "Problems in the new revision:",
         "  gitops-mail.yaml:4: no certificate is named after the hostname 'mx.example.com' "
         "(set in chasquid/chasquid.conf): clients would not get a certificate for it",
@@ -403,8 +405,14 @@ def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtu
         "  + alias sales@example.com -> carol@example.net\n"
         "  - manifest domains.example.com (was {})\n"
         "  + manifest domains.example.com.dmarc.p -> reject\n"
+        "  + record _dmarc.example.com TXT -> v=DMARC1; p=reject\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
-        "re-read by chasquid's 30 s reload)\n",
+        "re-read by chasquid's 30 s reload)\n"
+        "Problems in the new revision:\n"
+        "  gitops-mail.yaml:8: warning: DMARC p=reject without DKIM: mail forwarded on "
+        "(mailing lists, forwarding to another mailbox) fails SPF, and with no DKIM signature "
+        "receivers then reject it\n"
+        "      hint: add `dkim: {selectors: [s2026]}` to the domain (the server makes the key)\n",
         "",
     )
     assert run(capsys, "--config", str(settings), "plan", "--live") == expected
@@ -987,7 +995,8 @@ def test_import_adopts_a_debian_chasquid_dir(capsys, tmp_path):
         "gitops-mail.yaml:15",
         "gitops-mail.yaml:15",
     ], out
-    assert errors[-1] == f"HEAD ({_head(target)[:7]}): valid, 1 warning, 6 notes", out
+    assert errors[-1] == f"HEAD ({_head(target)[:7]}): valid, 2 warnings, 6 notes", out
+    assert "dkim_selector:1: warning: gitops-mail does not install this file" in out
 
 
 def _head(repo: Path) -> str:

@@ -266,7 +266,6 @@ def test_known_files_and_files_outside_chasquid_are_fine() -> None:
                 "README.md": "# mail\n",
                 ".gitignore": "*.swp\n",
                 "dns/example.com.zone": "@ IN MX 10 mail\n",
-                "chasquid/domains/example.com/dkim_selector": "s2026\n",
                 "chasquid/domains/example.com/.gitkeep": "",
             }
         )

@@ -318,7 +318,10 @@ def test_pipes_and_errors_in_resolutions() -> None:
 
 def test_hostname_change_reminds_of_the_ptr_record() -> None:
     p = plan({"chasquid/chasquid.conf": 'hostname: "smtp.example.com"\n'})
-    [change] = p.changes
+    change, record = p.changes
+    assert rows(Plan("a", "b", (record,), ())) == [
+        ("record", "changed", "example.com MX", "10 mail.example.com.", "10 smtp.example.com.")
+    ]
     assert change == Change(
         "hostname",
         "changed",
@@ -405,7 +408,19 @@ def test_manifest_dns_and_settings_changes() -> None:
         + "  example.org: {}\n"
     )
     p = plan({"gitops-mail.yaml": m, "chasquid/domains/example.org/aliases": "*: a@b.c\n"})
-    assert [(c.area, c.op, c.subject, c.before, c.after, c.why) for c in p.changes[-3:]] == [
+    records = [c for c in p.changes if c.area == "record"]
+    assert rows(Plan("a", "b", tuple(records), ())) == [
+        (
+            "record",
+            "changed",
+            "example.com TXT",
+            "v=spf1 mx include:_spf.google.com ~all",
+            "v=spf1 mx include:_spf.google.com include:spf.example.net ~all",
+        ),
+        ("record", "added", "example.org MX", None, "10 mail.example.com."),
+    ]
+    others = [c for c in p.changes if c.area != "record"]
+    assert [(c.area, c.op, c.subject, c.before, c.after, c.why) for c in others[-3:]] == [
         ("manifest", "added", "chasquid.pipe_aliases", None, "true", WHY_SETTINGS),
         (
             "manifest",
@@ -519,6 +534,8 @@ def test_a_first_plan_starts_from_nothing() -> None:
         ("manifest", "added", "chasquid.version", None, "1.13"),
         ("manifest", "added", "domains.example.com.spf.include", None, "_spf.google.com"),
         ("manifest", "added", "version", None, "1"),
+        ("record", "added", "example.com MX", None, "10 mail.example.com."),
+        ("record", "added", "example.com TXT", None, "v=spf1 mx include:_spf.google.com ~all"),
     ]
     assert (p.action, p.reasons) == (Action.RESTART, (WHY_DOMAINS, WHY_CONFIG, WHY_CERTS))
     _assert_no_secret(p)

@@ -71,7 +71,6 @@ def test_a_full_state_renders_every_file_with_its_mode_owner_and_group() -> None
         "chasquid.conf": FileSpec(CONF, 0o644, "root", "root"),
         "domains/example.com/users": FileSpec(USERS, 0o640, "root", "chasquid"),
         "domains/example.com/aliases": FileSpec(ALIASES, 0o644, "root", "chasquid"),
-        "domains/example.com/dkim_selector": FileSpec(b"s2026\n", 0o644, "root", "chasquid"),
         "hooks/post-data": FileSpec(HOOK, 0o755, "root", "root"),
         "certs/mail.example.com/fullchain.pem": FileSpec(
             cert("mail.example.com").fullchain, 0o644, "root", "chasquid"
@@ -160,7 +159,8 @@ def test_a_domain_with_only_users_also_gets_an_empty_aliases_file() -> None:
     assert tree["domains/example.com/aliases"] == FileSpec(b"", 0o644, "root", "chasquid")
 
 
-def test_dkim_selector_is_installed_beside_the_domain_files() -> None:
+def test_a_hand_made_dkim_selector_is_not_installed() -> None:
+    """The manifest's selectors are the only truth: a repo's own selector file is ignored."""
     tree = render_tree(
         state(
             {
@@ -170,9 +170,7 @@ def test_dkim_selector_is_installed_beside_the_domain_files() -> None:
         ),
         {},
     )
-    assert tree["domains/example.com/dkim_selector"] == FileSpec(
-        b"s2026\n", 0o644, "root", "chasquid"
-    )
+    assert "domains/example.com/dkim_selector" not in tree
 
 
 def test_files_chasquid_does_not_read_are_not_installed() -> None:
@@ -260,7 +258,7 @@ def test_every_rendered_file_follows_the_mode_rules(
     policy = HostPolicy(repo_hooks=repo_hooks)
     tree = render_tree(load_state(snapshot(base=files, name="fuzz")), {}, policy=policy)
     expected_domains = {f"domains/{n}/aliases" for n in domains} | {
-        f"domains/{n}/{f}" for n, fs in domains.items() for f in fs if f != "other"
+        f"domains/{n}/{f}" for n, fs in domains.items() for f in fs if f in ("users", "aliases")
     }
     expected_hooks = {"hooks/post-data"} if hooks and repo_hooks else set()
     assert set(tree) == expected_domains | expected_hooks

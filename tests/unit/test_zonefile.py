@@ -64,25 +64,26 @@ def simple(domains: str, server: str = "  ipv4: [198.51.100.7]\n") -> str:
     return f"version: 1\nserver:\n{server}domains:\n{domains}"
 
 
-def test_a_full_domain() -> None:
+def test_a_full_domain_before_the_server_made_its_keys() -> None:
     assert zones(FULL) == {
         "dns/example.com.zone": HEADER.format(origin="example.com")
         + """
 ; Mail for example.com goes to chasquid on mail.example.com.
-@          IN MX   10 mail.example.com.
+@                IN MX   10 mail.example.com.
 
 ; Reverse DNS (PTR, set at your hosting provider): 198.51.100.7, 2001:db8::7 -> mail.example.com.
-mail       IN A    198.51.100.7
-mail       IN AAAA 2001:db8::7
+mail             IN A    198.51.100.7
+mail             IN AAAA 2001:db8::7
 
 ; SPF: who may send mail from @example.com.
-@          IN TXT  "v=spf1 mx include:_spf.google.com ~all"
+@                IN TXT  "v=spf1 mx include:_spf.google.com ~all"
 
-; DKIM s2026._domainkey TXT: added here once the server has made the key.
-; DKIM s2027._domainkey TXT: added here once the server has made the key.
+; DKIM: the keys that sign mail from @example.com (selectors s2026, s2027).
+; s2026._domainkey TXT: the server makes this key at its next apply; its record appears here then.
+; s2027._domainkey TXT: the server makes this key at its next apply; its record appears here then.
 
 ; DMARC: what receivers do with mail from it that fails SPF and DKIM.
-_dmarc     IN TXT  "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@example.com; \
+_dmarc           IN TXT  "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@example.com; \
 ruf=mailto:dmarc-reports@example.com; fo=1"
 
 ; MTA-STS: https://mta-sts.example.com/.well-known/mta-sts.txt must serve this policy \
@@ -91,10 +92,10 @@ ruf=mailto:dmarc-reports@example.com; fo=1"
 ;   mode: enforce
 ;   mx: mail.example.com
 ;   max_age: 604800
-_mta-sts   IN TXT  "v=STSv1; id=ddcfc28c0c2a59db89dd"
+_mta-sts         IN TXT  "v=STSv1; id=ddcfc28c0c2a59db89dd"
 
 ; TLS-RPT: where senders report TLS failures.
-_smtp._tls IN TXT  "v=TLSRPTv1; rua=mailto:tls@example.com,https://report.example.net/tls"
+_smtp._tls       IN TXT  "v=TLSRPTv1; rua=mailto:tls@example.com,https://report.example.net/tls"
 """
     }
 

@@ -7,7 +7,7 @@ is no host (a checkout, CI): what a host must allow is told as notes.
 
 from __future__ import annotations
 
-from gitops_mail.core.checks import cross, layout
+from gitops_mail.core.checks import cross, dkim, layout, senders
 from gitops_mail.core.checks import policy as hostpolicy
 from gitops_mail.core.checks.aliases import check_aliases
 from gitops_mail.core.checks.conf import check_config
@@ -38,6 +38,8 @@ def validate(state: State, *, policy: HostPolicy | None) -> list[Problem]:
     }
     found += check_aliases(state.resolver, files, allow_pipes=_pipes_allowed(state))
     found += cross.check_cross(state)
+    if state.manifest is not None:
+        found += senders.check_senders(state.manifest) + dkim.check_dkim(state, state.manifest)
     found += hostpolicy.policy_problems(state, policy)
     return sorted_problems(found)
 

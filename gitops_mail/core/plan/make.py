@@ -26,6 +26,7 @@ from gitops_mail.core.plan.model import (
     Change,
     Plan,
 )
+from gitops_mail.core.plan.records import record_changes
 from gitops_mail.core.problems import Problem
 from gitops_mail.core.snapshot import CHASQUID_DIR, MANIFEST, Snapshot
 from gitops_mail.core.state import CONF_PATH, DOMAINS_DIR, State
@@ -49,6 +50,7 @@ def _changes(base: State, new: State) -> Iterator[Change]:
     yield from _certificates(base, new)
     yield from _hooks(base, new)
     yield from _manifest(base, new)
+    yield from record_changes(base, new)
     yield from _other_files(base, new)
 
 
@@ -109,7 +111,19 @@ def _cert_source(cert: CertificateSource | None) -> str | None:
 
 def _hooks(base: State, new: State) -> Iterator[Change]:
     for path, op in _file_diff(base, new, f"{CHASQUID_DIR}/hooks/"):
-        yield Change("hook", op, path, None, None, Action.NONE, WHY_HOOKS)
+        if not _managed(base, path):  # plan --live: the signing hook is rendered, not pushed
+            yield Change("hook", op, path, None, None, Action.NONE, WHY_HOOKS)
+
+
+def _managed(state: State, path: str) -> bool:
+    """A file gitops-mail renders itself, as found in a live config dir (``plan --live``)."""
+    name = path.rsplit("/", 1)[-1]
+    if name.startswith("dkim:") and path.startswith(f"{DOMAINS_DIR}/"):
+        return True
+    if name == "post-data.repo":  # the repo's hook, moved aside by the managed one
+        return _managed(state, path.removesuffix(".repo"))
+    data = state.snapshot.data(path)
+    return data is not None and MANAGED_HOOK_MARK in data[:200]
 
 
 def _manifest(base: State, new: State) -> Iterator[Change]:
@@ -147,11 +161,14 @@ def _scalar(value: object) -> str:
 
 
 _SEMANTIC = (MANIFEST, CONF_PATH)
+MANAGED_HOOK_MARK = b"chasquid post-data hook managed by gitops-mail"
 
 
 def _other_files(base: State, new: State) -> Iterator[Change]:
     for path, op in _file_diff(base, new, ""):
         if path in _SEMANTIC or path.startswith(f"{CHASQUID_DIR}/hooks/") or _is_domain_file(path):
+            continue
+        if _managed(base, path):
             continue
         yield Change("file", op, path, None, None, Action.NONE, _file_why(path))
 
