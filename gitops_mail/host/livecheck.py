@@ -82,7 +82,8 @@ def _dns(client: Client, desired: want.Desired) -> list[Finding]:
         answer = resolved[expect.question]
         finding = check.verdict(expect, answer)
         if finding.status == ERROR and not answer.error:
-            finding = check.settle(expect, finding, client.authoritative(expect.question))
+            auth = client.authoritative(expect.question)
+            finding = check.settle(expect, finding, answer, auth)
         found.append(finding)
     return found
 

@@ -57,14 +57,21 @@ def verdict(expect: Expect, answer: Answer) -> f.Finding:
     return f.Finding(expect.check, expect.subject, status, message, name, ttl, hint)
 
 
-def settle(expect: Expect, finding: f.Finding, auth: Sequence[tuple[str, Answer]]) -> f.Finding:
-    """``finding`` (an error on the resolver's answer) once the authoritative servers answered."""
+def settle(
+    expect: Expect, finding: f.Finding, resolved: Answer, auth: Sequence[tuple[str, Answer]]
+) -> f.Finding:
+    """``finding`` (an error on the ``resolved`` answer) once the authoritative servers answered.
+
+    Not propagated yet: an authoritative server answers otherwise than the
+    resolver, and rightly. An answer the same as the resolver's is no newer one.
+    """
     right = expect.again or (lambda a: expect.judge(a)[0] == f.OK)
     answered = [(server, a) for server, a in auth if not a.error]
     if not answered:
         why = "; ".join(f"{s}: {a.error}" for s, a in auth) or "none found"
         return replace(finding, message=f"{finding.message} (authoritative servers: {why})")
-    good = [server for server, a in answered if right(a)]
+    same = sorted(resolved.values)
+    good = [server for server, a in answered if sorted(a.values) != same and right(a)]
     if not good:
         return replace(finding, message=f"{finding.message} (the authoritative servers agree)")
     who = ", ".join(good)
@@ -182,8 +189,10 @@ def _spf(domain: DomainWant, evaluated: SpfEval | None) -> Expect:
     def judge(answer: Answer) -> Verdict:
         records = spf_records(answer)
         if len(records) != 1:
-            return _spf_count(domain, records), "", hint
+            return f.ERROR, _spf_count(domain, records), hint
         problems = _spf_problems(evaluated)
+        if problems and records[0] == domain.spf:
+            return f.ERROR, "; ".join(problems), _REFERRED
         if problems:
             return f.ERROR, "; ".join(problems), hint
         assert evaluated is not None  # noqa: S101 - _spf_problems says so otherwise
@@ -202,6 +211,11 @@ def _spf(domain: DomainWant, evaluated: SpfEval | None) -> Expect:
     return Expect("spf", domain.name, (domain.fqdn, "TXT"), judge, again)
 
 
+_REFERRED = (
+    "the record is the zone's: the records its terms name (mx, a, include:) decide; fix those"
+)
+
+
 def _spf_count(domain: DomainWant, records: list[str]) -> str:
     if records:
         return f"{len(records)} SPF records: receivers fail them all (permerror, RFC 7208 3.2)"
@@ -212,7 +226,7 @@ def _spf_problems(evaluated: SpfEval | None) -> list[str]:
     if evaluated is None:
         return ["not evaluated"]
     problems = [
-        f"{result} for {address}" + (f" ({why})" if why else "")
+        f"{result} for {address}" + (f" ({why})" if result.endswith("error") else "")
         for address, result, why in evaluated.results
         if result != "pass"
     ]
