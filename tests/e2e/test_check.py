@@ -152,7 +152,7 @@ def install_cert(host: Published, fullchain: bytes, key: bytes, *, restart: bool
 
 
 def ok_tls(host: Published) -> bool:
-    code, doc = host.check()
+    _, doc = host.check()
     return all(
         f["status"] != "error" or "no certificate" not in f["message"] for f in doc["findings"]
     )
