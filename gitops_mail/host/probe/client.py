@@ -61,12 +61,16 @@ def _fetch(role: str, endpoint: Endpoint, hostname: str, timeout: float) -> Serv
     context.verify_mode = ssl.CERT_NONE  # compared with the disk and judged by `served`
     implicit = role == "submission_tls"
     try:
-        with _session(endpoint, hostname, context, implicit, timeout) as client:
-            sock = client.sock
-            der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        with _session(endpoint, hostname, context, implicit, timeout) as (client, _):
+            der = _peer(client)
     except (OSError, smtplib.SMTPException, _Refused) as exc:
         return Served(role, endpoint, None, str(exc) or type(exc).__name__)
     return Served(role, endpoint, der, "" if der else "no certificate was presented")
+
+
+def _peer(client: smtplib.SMTP) -> bytes | None:
+    sock = client.sock
+    return sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
 
 
 class _Refused(Exception):
@@ -76,22 +80,28 @@ class _Refused(Exception):
 @contextlib.contextmanager
 def _session(
     endpoint: Endpoint, sni: str, context: ssl.SSLContext, implicit: bool, timeout: float
-) -> Iterator[smtplib.SMTP]:
-    """A session in TLS after EHLO, connected to ``endpoint`` with SNI ``sni``."""
+) -> Iterator[tuple[smtplib.SMTP, str]]:
+    """A session in TLS after EHLO, and the banner, connected to ``endpoint`` with SNI ``sni``.
+
+    smtplib names the TLS peer after the host it was built with, so the
+    socket is made here: the host reached (an address) and the name checked
+    (the hostname) can differ.
+    """
     sock: socket.socket = socket.create_connection((endpoint.host, endpoint.port), timeout)
     client = smtplib.SMTP(local_hostname=EHLO_NAME, timeout=timeout)
     try:
         if implicit:
             sock = context.wrap_socket(sock, server_hostname=sni)
         client.sock = sock
-        _expect(client.getreply(), 220, "banner")
+        banner = client.getreply()
+        _expect(banner, 220, "banner")
         _expect(client.ehlo(), 250, "EHLO")
         if not implicit:
             _expect(client.docmd("STARTTLS"), 220, "STARTTLS")
             client.sock = context.wrap_socket(sock, server_hostname=sni)
-            client.file = None
+            client.file, client.ehlo_resp, client.esmtp_features = None, None, {}
             _expect(client.ehlo(), 250, "EHLO after STARTTLS")
-        yield client
+        yield client, _reply(*banner)
     finally:
         with contextlib.suppress(OSError, smtplib.SMTPException):
             client.quit()
@@ -100,7 +110,7 @@ def _session(
 
 def _expect(reply: tuple[int, bytes], code: int, what: str) -> None:
     if reply[0] != code:
-        raise _Refused(f"{what} answered {reply[0]}, expected {code}")
+        raise _Refused(f"{what} answered {_reply(*reply)}, expected {code}")
 
 
 # --- send-test ----------------------------------------------------------------------
@@ -132,14 +142,13 @@ class Submission:
 
 def send_test(sub: Submission, password: str, timeout: float = TIMEOUT) -> Sent:
     """Submit one short message; ``SendFailed`` says at which step and why."""
-    context = _client_context(sub)
-    client: smtplib.SMTP = (
-        smtplib.SMTP_SSL(local_hostname=EHLO_NAME, timeout=timeout, context=context)
-        if sub.implicit_tls
-        else smtplib.SMTP(local_hostname=EHLO_NAME, timeout=timeout)
-    )
+    endpoint = Endpoint(sub.server, sub.port)
     try:
-        return _converse(client, sub, password, context)
+        with _session(endpoint, sub.server, _client_context(sub), sub.implicit_tls, timeout) as (
+            client,
+            banner,
+        ):
+            return _submit(client, banner, sub, password)
     except ssl.SSLCertVerificationError as exc:
         raise SendFailed(
             f"the certificate of {sub.server} is not trusted: {exc.verify_message}",
@@ -156,13 +165,13 @@ def send_test(sub: Submission, password: str, timeout: float = TIMEOUT) -> Sent:
             f"{sub.server} refused: {_reply(exc.smtp_code, exc.smtp_error)}",
             "the answer above is the server's; its log says more",
         ) from None
+    except _Refused as exc:
+        raise SendFailed(f"{sub.server}:{sub.port}: {exc}", _PORT_HINT) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise SendFailed(
             f"cannot talk to {sub.server}:{sub.port}: {exc or type(exc).__name__}",
             "check --server and --port, and that the server runs",
         ) from None
-    finally:
-        client.close()
 
 
 class SendFailed(GitopsMailError):
@@ -177,26 +186,15 @@ def _client_context(sub: Submission) -> ssl.SSLContext:
     return context
 
 
-def _converse(client: smtplib.SMTP, sub: Submission, password: str, ctx: ssl.SSLContext) -> Sent:
-    code, text = client.connect(sub.server, sub.port)
-    banner = _reply(code, text)
-    if not sub.implicit_tls:
-        client.ehlo()
-        if not client.has_extn("starttls"):
-            raise SendFailed(f"{sub.server}:{sub.port} does not offer STARTTLS", _PORT_HINT)
-        client.starttls(context=ctx)
-    client.ehlo()
+def _submit(client: smtplib.SMTP, banner: str, sub: Submission, password: str) -> Sent:
     sock = client.sock
-    if not isinstance(sock, ssl.SSLSocket):  # pragma: no cover - starttls made it one
-        raise SendFailed("the connection is not in TLS", _PORT_HINT)
-    tls = (sock.version() or "?", (sock.cipher() or ("?",))[0], sock.getpeercert(True) or b"")
+    assert isinstance(sock, ssl.SSLSocket)  # noqa: S101 - _session made it one
+    tls = (sock.version() or "?", (sock.cipher() or ("?",))[0], _peer(client) or b"")
     auth = client.login(sub.user, password)
     message = _message(sub)
     _step(client.mail(sub.sender), 250)
     _step(client.rcpt(sub.recipient), 250, 251)
     answer = _step(client.data(message.as_bytes()), 250)
-    with contextlib.suppress(OSError, smtplib.SMTPException):
-        client.quit()
     return Sent(banner, *tls, not sub.insecure, _reply(*auth), answer, str(message["Message-ID"]))
 
 
