@@ -4,7 +4,7 @@
 nothing is applied yet) against live DNS and the certificates chasquid
 serves on the listen addresses of the live chasquid.conf. ``PeriodicCheck``
 runs it every ``check_interval`` in its own thread, the first time
-``FIRST_CHECK_S`` after the start (or sooner with a shorter interval), and
+``FIRST_CHECK_S`` (5 minutes) after the start (or sooner with a shorter interval), and
 reports only changes: a ``check.changed`` log event, the ``check`` entry of
 ``daemon.json`` (``gitops-mail status``) and the metrics.
 """
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from gitops_mail.daemon.metrics import Metrics
     from gitops_mail.daemon.status import StatusFile
 
-FIRST_CHECK_S = 60.0  # after the start: the start-up pass goes first
+FIRST_CHECK_S = 300.0  # after the start: the start-up pass and a restart's first minutes go first
 log = logs.get_logger("gitops_mail.daemon")
 
 

@@ -99,6 +99,7 @@ ARGS = {
     "import": ["/etc/chasquid", "dir"],
     "hooks": ["install", "repo"],
     "hook": ["pre-receive"],
+    "send-test": ["--from", "a@example.com", "--to", "b@example.com"],
 }
 
 
