@@ -94,7 +94,7 @@ class PeriodicCheck:
             found = host_check(self.settings).findings
         except Exception as exc:  # the check must not stop the daemon: report it as a finding
             text = exc.message if isinstance(exc, GitopsMailError) else f"{type(exc).__name__}"
-            found = [fnd.Finding("tls", "(check)", fnd.ERROR, f"the check failed: {text}")]
+            found = [fnd.Finding("check", "(this host)", fnd.ERROR, f"the check failed: {text}")]
         self._report(found, time.monotonic() - started)
         return found
 

@@ -279,3 +279,15 @@ def test_exit_codes_and_the_table() -> None:
         "                                  hint: renew\n"
         "0 errors, 1 warnings, 1 ok\n"
     )
+
+
+def test_without_a_hostname_only_that_is_said_of_mx_and_addresses() -> None:
+    want = Desired("", ("192.0.2.7",), (DOMAIN,))
+    (found,) = unchecked(want)
+    assert (found.check, found.status, found.message) == (
+        "mx",
+        "error",
+        "chasquid.conf sets no hostname: MX, A, AAAA and PTR are not checked",
+    )
+    checks = [e.check for e in expectations(want, {}, {})]
+    assert checks == ["spf", "dkim", "dkim", "dmarc", "mta-sts"]

@@ -93,7 +93,8 @@ def expectations(
         found += [_address(want, 4), _address(want, 6)]
         found += [_ptr(want, a, resolved) for a in want.addresses]
     for domain in want.domains:
-        found += [_mx(want, domain), _spf(domain, spf.get(domain.name))]
+        found += [_mx(want, domain)] if want.hostname else []
+        found.append(_spf(domain, spf.get(domain.name)))
         found += [_dkim(domain, selector, key) for selector, key in domain.dkim]
         found.append(_dmarc(domain))
         if domain.mta_sts is not None:
@@ -107,7 +108,9 @@ def unchecked(want: Desired) -> list[f.Finding]:
     """What cannot be checked for want of a setting."""
     out = []
     if not want.hostname:
-        out.append(f.Finding("mx", "(hostname)", f.ERROR, "chasquid.conf sets no hostname"))
+        message = "chasquid.conf sets no hostname: MX, A, AAAA and PTR are not checked"
+        hint = "set hostname in chasquid/chasquid.conf"
+        out.append(f.Finding("mx", "(hostname)", f.ERROR, message, hint=hint))
     elif not want.addresses:
         message = "the manifest lists no server addresses: A, AAAA and PTR are not checked"
         hint = "add server.ipv4 and server.ipv6 to gitops-mail.yaml"

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 OK, WARNING, ERROR = "ok", "warning", "error"
 STATUSES = (OK, WARNING, ERROR)
 # Every check a finding can come from: metrics label them with these, nothing else.
-CHECKS = ("mx", "a", "aaaa", "ptr", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "tls")
+# "check": the run itself (its input could not be read), not a record.
+CHECKS = ("mx", "a", "aaaa", "ptr", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "tls", "check")
 
 
 @dataclass(frozen=True)

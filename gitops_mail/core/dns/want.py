@@ -100,9 +100,10 @@ def questions(want: Desired) -> list[Question]:
     asked: list[Question] = []
     if want.hostname:
         asked += [(want.hostname + ".", "A"), (want.hostname + ".", "AAAA")]
-    asked += [(reverse_name(a), "PTR") for a in want.addresses]
+        asked += [(reverse_name(a), "PTR") for a in want.addresses]
     for domain in want.domains:
-        asked += [(domain.fqdn, "MX"), (domain.fqdn, "TXT")]
+        asked += [(domain.fqdn, "MX")] if want.hostname else []
+        asked.append((domain.fqdn, "TXT"))
         asked += [(f"{selector}._domainkey.{domain.fqdn}", "TXT") for selector, _ in domain.dkim]
         asked.append((f"_dmarc.{domain.fqdn}", "TXT"))
         if domain.mta_sts is not None:
