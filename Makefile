@@ -30,7 +30,7 @@ lint: deps
 	@echo "== ruff format --check"
 	@$(RUFF) format --check $(LINT_PATHS)
 	@echo "== lint-imports (layers and side-effect modules: [tool.importlinter] in pyproject.toml)"
-	@$(VENV)/bin/lint-imports --no-cache
+	@PYTHONPATH=$(CURDIR) .venv-lint/bin/lint-imports --no-cache
 
 typecheck: deps
 	@echo "== mypy --strict"

@@ -80,11 +80,14 @@ def _example_repo(root: Path, cert_source: str) -> Path:
 
 
 def _host(root: Path, repo: Path) -> Path:
+    """Host settings whose policy allows what CONF and ``_cert`` make the host use."""
     host = root / "host.yaml"
     (root / "etc-chasquid").mkdir()
     host.write_text(
         f"repo: {repo}\nbranch: main\nstate_dir: {root}/state\n"
         f"chasquid:\n  config_dir: {root}/etc-chasquid\n  service: supervise\n"
+        f"policy:\n  delivery_agents: [/bin/true]\n  certificate_dirs: [{root}/certs]\n"
+        f"  chasquid_write_dirs: [{root}/data, {root}/mail.log]\n"
     )
     return host
 

@@ -4,7 +4,10 @@
     log.info("reconcile", revision=rev, result="applied", duration_ms=312.5)
 
 ``configure()`` renders JSON lines on stderr when it is not a terminal (the
-journal, a pipe) and coloured key/values on a terminal; every event gets an
+journal, a pipe) and coloured key/values on a terminal; under systemd, when
+stderr is the journal (``JOURNAL_STREAM`` names it), each line starts with its
+syslog priority (``<3>`` for an error, sd-daemon(3)), so ``journalctl -p err``
+finds errors; every event gets an
 ISO 8601 UTC ``timestamp``, its ``level`` and the ``logger`` name. Records from
 libraries that use the standard ``logging`` module go through the same chain.
 
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 REDACTED = "[redacted]"
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+# syslog priorities, as sd-daemon(3) prefixes read by journald: <7> debug ... <2> critical
+_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3}
+_PRIORITIES["critical"] = 2
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")
 _MAX_DEPTH = 12
 
@@ -104,8 +110,10 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=use_colour(sys.stderr))
     )
+    if on_journal():
+        renderer = _with_priority(renderer)
     tail: list[Processor] = [structlog.processors.format_exc_info, redact]
     tail += [order_keys, renderer] if as_json else [renderer]
     structlog.configure(
@@ -116,6 +124,37 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         cache_logger_on_first_use=False,
     )
     _route_stdlib(number, tail)
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    import os  # noqa: PLC0415 - cheap, but only configure() needs it
+
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def on_journal(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (stderr) is systemd's journal: ``JOURNAL_STREAM`` is its device:inode."""
+    import os  # noqa: PLC0415 - cheap, but only configure() needs it
+
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat((stream or sys.stderr).fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{info.st_dev}:{info.st_ino}"
+
+
+def _with_priority(renderer: Processor) -> Processor:
+    """``renderer`` with the event's syslog priority in front of every line: ``<3>...``."""
+
+    def render(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+        level = str(event_dict.get("level", method_name)).lower()
+        prefix = f"<{_PRIORITIES.get(level, 6)}>"
+        rendered = renderer(logger, method_name, event_dict)
+        return "\n".join(prefix + line for line in str(rendered).split("\n"))
+
+    return render
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

@@ -27,6 +27,7 @@ from gitops_mail.apply.transaction import (
 from gitops_mail.apply.transaction import Superseded as SupersededError
 from gitops_mail.core.certs import CertMaterial
 from gitops_mail.core.plan.model import Action, Plan
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.state import State
 from gitops_mail.core.tree import DesiredTree
@@ -122,9 +123,9 @@ class _Apply:
         try:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
-                certs = _certificates(state)
+                certs = _certificates(state, self.settings.policy)
                 self.sources = [f for c in certs.values() for f in c.source_files]
-                return state, render_tree(state, certs)
+                return state, render_tree(state, certs, policy=self.settings.policy)
         except GitopsMailError as exc:
             self.r.record("invalid", reason=exc.message)
             raise
@@ -283,10 +284,10 @@ def _changed_users(changes: tuple[livescan.Change, ...]) -> list[str]:
     )
 
 
-def _certificates(state: State) -> dict[str, CertMaterial]:
+def _certificates(state: State, policy: HostPolicy) -> dict[str, CertMaterial]:
     if state.manifest is None:
         return {}
-    return {c.name: load_certificate(c) for c in state.manifest.certificates}
+    return {c.name: load_certificate(c, policy=policy) for c in state.manifest.certificates}
 
 
 def action_for(changes: tuple[livescan.Change, ...], config_dir: Path) -> Action:

@@ -5,6 +5,9 @@
          -> on failure after the swap: restore, restart, probe again
 
 Modelled on certbot's checkpoint / config_test / restart / recovery routine.
+Validation judges the revision against this host's policy (``settings.policy``):
+a revision that asks the host for more than it allows is refused before
+anything is read from the host or changed on it.
 Nothing before the swap touches the live config dir, so an error there loses
 nothing; after the swap, every failure and SIGTERM/SIGINT ends in the new
 state proven or the old state restored, never half.
@@ -106,7 +109,7 @@ def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
         snapshot = gitread.read_revision(settings.repo, rev)
         state = load_state(snapshot)
     with phases.timed("validate"):
-        problems = validate(state)
+        problems = validate(state, policy=settings.policy)
     if has_errors(problems):
         errors = [p for p in problems if p.is_error]
         count = f"{len(errors)} error" + ("" if len(errors) == 1 else "s")

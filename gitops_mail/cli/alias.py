@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from gitops_mail.cli.source import load_source
 from gitops_mail.core.formats.addresses import normalize_domain
@@ -22,17 +23,31 @@ def run(args: argparse.Namespace) -> int:
             "gitops-mail validate shows where the aliases go wrong",
         )
     domain = address.rpartition("@")[2]
-    if not resolution.exists and not state.resolver.is_local(normalize_domain(domain) or domain):
-        print(address)
-        print(f"({domain} is not a local domain: chasquid relays the mail to its servers)")
-        return 0
-    if not resolution.exists:
+    local = state.resolver.is_local(normalize_domain(domain) or domain)
+    if not resolution.exists and local:
         raise GitopsMailError(
             f"chasquid would reject mail for {address}: no such user or alias",
             "add a user, an alias or a catch-all (*) to the domain's aliases file",
         )
-    for rcpt in resolution.recipients:
-        print(f"| {rcpt.address}" if rcpt.kind is Kind.PIPE else rcpt.address)
-    if resolution.catch_all:
-        print(f"(through the catch-all of {domain})")
+    recipients = (
+        [{"address": r.address, "kind": r.kind.name.lower()} for r in resolution.recipients]
+        if resolution.exists
+        else [{"address": address, "kind": "remote"}]
+    )
+    if getattr(args, "format", "text") == "json":
+        answer = {"address": address, "local": local, "catch_all": resolution.catch_all}
+        print(json.dumps({**answer, "recipients": recipients}, indent=2, ensure_ascii=False))
+        return 0
+    _print_text(recipients, domain, local=local, catch_all=resolution.catch_all)
     return 0
+
+
+def _print_text(
+    recipients: list[dict[str, str]], domain: str, *, local: bool, catch_all: bool
+) -> None:
+    for rcpt in recipients:
+        print(f"| {rcpt['address']}" if rcpt["kind"] == Kind.PIPE.name.lower() else rcpt["address"])
+    if not local:
+        print(f"({domain} is not a local domain: chasquid relays the mail to its servers)")
+    elif catch_all:
+        print(f"(through the catch-all of {domain})")

@@ -29,6 +29,7 @@ from gitops_mail.errors import GitopsMailError, UsageError
 from gitops_mail.host import settings as hostsettings
 
 if TYPE_CHECKING:
+    from gitops_mail.core.policy import HostPolicy
     from gitops_mail.core.problems import Problem
 
 # post-receive: every POLL_INTERVAL a stat of state.json, which the daemon replaces
@@ -144,7 +145,7 @@ def pre_receive(config: str | None, repo: Path, stdin: str) -> int:
         if update.is_deletion:
             _say(pushhooks.deletion_refused(update))
             return 1
-        problems = _validate(repo, update.new)
+        problems = _validate(repo, update.new, settings.policy)
     except GitopsMailError as exc:
         _say_error(exc)
         _say("gitops-mail: push rejected: the pushed commit could not be checked\n")
@@ -154,15 +155,16 @@ def pre_receive(config: str | None, repo: Path, stdin: str) -> int:
     return 0 if found.accepted else 1
 
 
-def _validate(repo: Path, revision: str) -> list[Problem]:
-    """The checks of ``gitops-mail validate``, imported only when the watched branch moves."""
+def _validate(repo: Path, revision: str, policy: HostPolicy) -> list[Problem]:
+    """The checks of ``gitops-mail validate`` with this host's ``policy`` (what it refuses
+    is an error), imported only when the watched branch moves."""
     from gitops_mail.core.checks.validate import validate  # noqa: PLC0415 - about 150 ms of imports
     from gitops_mail.core.state import load_state  # noqa: PLC0415
     from gitops_mail.git import (  # noqa: PLC0415 - post-receive starts faster without it
         read as gitread,
     )
 
-    return validate(load_state(gitread.read_revision(repo, revision)))
+    return validate(load_state(gitread.read_revision(repo, revision)), policy=policy)
 
 
 def post_receive(config: str | None, repo: Path, stdin: str, timeout: float) -> int:

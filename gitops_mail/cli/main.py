@@ -6,11 +6,14 @@ exit codes here, in one place: ``GitopsMailError.exit_code`` (1 unless a
 subclass says otherwise), 1 for an operating-system error (a file that cannot
 be read), 130 for Ctrl-C, and tracebacks only with ``--debug``.
 
-Two exit codes come from elsewhere: a command line argparse cannot parse
-(unknown option, missing argument) exits 2, argparse's convention; and no
-command at all prints the help on standard error and exits 1, as git does.
-``plan`` also uses 2 for "there are changes": scripts that read its exit code
-should check standard error, where a usage error is explained.
+A command line that cannot be parsed (unknown option, missing argument)
+exits 64, EX_USAGE of sysexits(3): never 2, which ``plan`` keeps for "there
+are changes". An argument that parses but is wrong (an address that is
+not one, a user that exists) is a ``UsageError``: 1, like every other
+error. No command at all prints the help on standard error and exits 1, as
+git does. Output cut short by its reader
+(``gitops-mail history | head``) ends quietly with 141, as a program killed
+by SIGPIPE does in a shell.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from gitops_mail import __version__
 from gitops_mail.errors import GitopsMailError
 
+EX_USAGE = 64  # sysexits(3): the command was used incorrectly
+EX_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 FORMATS_PROBLEMS = ("text", "json")
 FORMATS_PLAN = ("text", "markdown", "json")
 
@@ -42,9 +48,17 @@ def config_option(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--config", default=argparse.SUPPRESS, help=f"{help_text} (as the global one)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on EX_USAGE instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
 TYPE_CHECKING = False  # as typing's, without importing typing (mypy reads it as True)
 if TYPE_CHECKING:
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    Subparsers = argparse._SubParsersAction[_Parser]
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -70,9 +84,12 @@ def _columns() -> int:
         return 80
 
 
-def _add(sub: Subparsers, name: str, module: str, help_text: str) -> argparse.ArgumentParser:
+def _add(
+    sub: Subparsers, name: str, module: str, help_text: str, config: str = "host settings file"
+) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
     p.set_defaults(module=module, command=name)
+    config_option(p, config)  # before or after the command, for every command
     return p
 
 
@@ -82,7 +99,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Each command's parser costs start-up time, so ``main`` builds only the one
     it runs when the arguments name it plainly (see ``_named_command``).
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gitops-mail",
         description="Manage a chasquid mail server from a git repository.",
         formatter_class=_Formatter,
@@ -113,7 +130,8 @@ def _named_command(argv: Sequence[str]) -> str | None:
 
 
 def _validate(sub: Subparsers) -> None:
-    p = _add(sub, "validate", "validate", "check a revision; every problem at once")
+    policy = "host settings whose policy to judge by (default: $GITOPS_MAIL_CONFIG if it exists)"
+    p = _add(sub, "validate", "validate", "check a revision; every problem at once", policy)
     _source_options(p)
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
@@ -135,10 +153,11 @@ def _plan(sub: Subparsers) -> None:
     base.add_argument(
         "--live",
         action="store_true",
-        help="compare with the live config dir named by the host settings",
+        help="the plan `apply` makes on this host: from its live revision to the host's "
+        "branch (or --rev) of the repo its settings name (or --repo)",
     )
     p.add_argument("--format", choices=FORMATS_PLAN, default="text")
-    config_option(p, "host settings file, for --live")
+    p.set_defaults(repo=None, rev=None)  # --live takes both from the host settings
 
 
 def _user(sub: Subparsers) -> None:
@@ -156,6 +175,7 @@ def _user(sub: Subparsers) -> None:
         action="store_true",
         help="create the domain's directory if it does not exist",
     )
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text", help="for list")
 
 
 def _alias(sub: Subparsers) -> None:
@@ -163,6 +183,7 @@ def _alias(sub: Subparsers) -> None:
     p.add_argument("action", choices=("resolve",))
     p.add_argument("address")
     _source_options(p)
+    p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
 
 
 def _init(sub: Subparsers) -> None:
@@ -229,7 +250,6 @@ def _hooks(sub: Subparsers) -> None:
         action="store_true",
         help="replace hooks gitops-mail did not install (each kept as NAME.before-gitops-mail)",
     )
-    config_option(p, "host settings file the hooks will read")
 
 
 def _hook(sub: Subparsers) -> None:
@@ -243,8 +263,7 @@ def _hook(sub: Subparsers) -> None:
 
 
 def _daemon(sub: Subparsers) -> None:
-    p = _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
-    config_option(p, "host settings file")
+    _add(sub, "daemon", "daemon", "watch the repo and reconcile every new tip until SIGTERM")
 
 
 def _reconcile_now(sub: Subparsers) -> None:
@@ -253,7 +272,6 @@ def _reconcile_now(sub: Subparsers) -> None:
     )
     p.add_argument("--no-wait", action="store_true", help="only ask; do not wait for the result")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
-    config_option(p, "host settings file")
 
 
 def _check(sub: Subparsers) -> None:
@@ -315,17 +333,12 @@ def _send_test(sub: Subparsers) -> None:
 
 
 def _supervise(sub: Subparsers) -> None:
-    p = _add(
+    _add(
         sub,
         "supervise",
         "supervise",
         "run chasquid as a child and start it again "
         "whenever it ends (chasquid.service: supervise); until SIGTERM or SIGINT",
-    )
-    p.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        help="host settings file (same as the global --config)",
     )
 
 
@@ -360,7 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         command = importlib.import_module(f"gitops_mail.cli.{args.module}")
-        return int(command.run(args))
+        code = int(command.run(args))
+        sys.stdout.flush()  # a reader that went away is noticed here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone(args.debug)
     except GitopsMailError as exc:
         if args.debug:
             raise
@@ -376,6 +393,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gitops-mail: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone(debug: bool) -> int:
+    """Standard output's reader closed it: stop quietly, as ``git log | head`` does."""
+    if debug:
+        raise  # noqa: PLE0704 - re-raises the BrokenPipeError being handled
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit is quiet too
+    os.close(devnull)
+    return EX_PIPE
 
 
 def console_main() -> None:

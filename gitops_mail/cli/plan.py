@@ -1,7 +1,9 @@
 """``gitops-mail plan``: what applying a revision would change.
 
 Exit codes follow terraform's ``-detailed-exitcode``: 0 no change, 2 changes,
-1 error (including a new revision that does not validate).
+1 error (including a new revision that does not validate). ``--live`` is the
+plan ``apply`` makes on this host: from the revision recorded live there to
+the host's branch (or ``--rev``) of the repo the host settings name.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import argparse
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
+from gitops_mail.cli.validate import host_policy
 from gitops_mail.core import report
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.plan.make import make_plan
+from gitops_mail.core.plan.model import Plan
 from gitops_mail.core.snapshot import CHASQUID_DIR, Snapshot
 from gitops_mail.core.state import State, load_state
 from gitops_mail.errors import InvalidConfig, RepoError
@@ -21,9 +25,13 @@ from gitops_mail.git import read as gitread
 
 def run(args: argparse.Namespace) -> int:
     with collector_paused():
-        new = load_source(args)
-        base = _base_state(args, new)
-        plan = make_plan(base, new, tuple(validate(new)))
+        if args.live:
+            plan = _live_plan(args)
+        else:
+            _default_source(args, repo=".", rev="HEAD")
+            new = load_source(args)
+            policy = host_policy(getattr(args, "config", None))  # as validate judges
+            plan = make_plan(_base_state(args, new), new, tuple(validate(new, policy=policy)))
     render = {"json": report.plan_json, "markdown": report.plan_markdown}.get(
         args.format, report.plan_text
     )
@@ -33,9 +41,58 @@ def run(args: argparse.Namespace) -> int:
     return 2 if plan.changes else 0
 
 
+def _default_source(args: argparse.Namespace, *, repo: str, rev: str) -> None:
+    """Fill ``--repo`` and ``--rev`` where the command line left them out."""
+    args.repo = args.repo if args.repo is not None else repo
+    args.rev = args.rev if args.rev is not None else rev
+
+
+def _live_plan(args: argparse.Namespace) -> Plan:
+    """What ``apply`` would do on this host: from what is live to the new revision.
+
+    What is live: the config dir as it is on disk (so changes made by hand show,
+    which apply puts back), and everything else (the manifest: certificates,
+    DNS records) from the revision recorded live, as apply's own plan has it.
+    """
+    from gitops_mail.apply.store import StateStore  # noqa: PLC0415 - only --live needs them
+    from gitops_mail.host import settings as hostsettings  # noqa: PLC0415
+
+    settings = hostsettings.load(getattr(args, "config", None))
+    _default_source(args, repo=str(settings.repo), rev=settings.branch)
+    new = load_source(args)
+    applied = StateStore(settings.state_dir).load().applied
+    around = _revision_or_nothing(Path(args.repo), applied)
+    live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
+    return make_plan(live, new, tuple(validate(new, policy=settings.policy)))
+
+
+def _revision_or_nothing(repo: Path, revision: str | None) -> Snapshot:
+    if revision is not None:
+        try:
+            return gitread.read_revision(repo, revision)
+        except RepoError:
+            pass  # history rewritten: as if nothing were live, as apply does
+    return Snapshot({}, "nothing")
+
+
+def _live_snapshot(config_dir: Path, settings_path: Path, around: Snapshot) -> Snapshot:
+    """The live config dir as if it were a revision: chasquid's tree from the disk,
+    every other file from ``around``, the revision recorded live."""
+    from gitops_mail.host import localfs  # noqa: PLC0415 - only --live needs it
+
+    if not config_dir.is_dir():
+        raise InvalidConfig(
+            f"chasquid's config dir {config_dir} is not a directory "
+            f"(chasquid.config_dir in {settings_path})",
+            "fix chasquid.config_dir in the host settings, or install chasquid first",
+        )
+    live = localfs.read_directory(config_dir, prefix=CHASQUID_DIR + "/", skip=(".git", "certs"))
+    files = {p: e for p, e in around.files.items() if not p.startswith(CHASQUID_DIR + "/")}
+    files.update(live.files)
+    return Snapshot(files, f"live {config_dir}", None, live.directories)
+
+
 def _base_state(args: argparse.Namespace, new: State) -> State | None:
-    if args.live:
-        return load_state(_live_snapshot(args, new.snapshot))
     repo = Path(args.repo)
     if args.base:
         return load_state(gitread.read_revision(repo, args.base))
@@ -46,24 +103,3 @@ def _base_state(args: argparse.Namespace, new: State) -> State | None:
             return None  # not a repo, or no commit yet: everything is new
     parent = gitread.parent_revision(repo, new.snapshot.revision or args.rev)
     return load_state(gitread.read_revision(repo, parent)) if parent else None
-
-
-def _live_snapshot(args: argparse.Namespace, new: Snapshot) -> Snapshot:
-    """The live config dir as if it were a revision: the chasquid tree from the
-    disk, every other file (the manifest included) from the new revision, since
-    the server has no counterpart for them."""
-    from gitops_mail.host import localfs  # noqa: PLC0415 - only --live needs them
-    from gitops_mail.host import settings as hostsettings  # noqa: PLC0415
-
-    settings = hostsettings.load(getattr(args, "config", None))
-    config_dir = settings.chasquid.config_dir
-    if not config_dir.is_dir():
-        raise InvalidConfig(
-            f"chasquid's config dir {config_dir} is not a directory "
-            f"(chasquid.config_dir in {settings.path})",
-            "fix chasquid.config_dir in the host settings, or install chasquid first",
-        )
-    live = localfs.read_directory(config_dir, prefix=CHASQUID_DIR + "/", skip=(".git", "certs"))
-    files = {p: e for p, e in new.files.items() if not p.startswith(CHASQUID_DIR + "/")}
-    files.update(live.files)
-    return Snapshot(files, f"live {config_dir}", None, live.directories)

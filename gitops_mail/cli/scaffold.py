@@ -84,11 +84,18 @@ def _import(chasquid_dir: Path, directory: Path) -> int:
     files = {path: entry for path, entry in live.files.items() if _importable(path, entry)}
     skipped = sorted(set(live.files) - set(files))
     domains = _domain_dirs(live.directories)
-    if "chasquid/chasquid.conf" not in files or not domains:
+    if "chasquid/chasquid.conf" not in files:
         raise UsageError(
-            f"{chasquid_dir} does not look like a chasquid config dir "
-            "(no chasquid.conf, or no domains/<domain>/)",
+            f"{chasquid_dir} does not look like a chasquid config dir: it has no chasquid.conf",
             "pass the directory chasquid runs with, usually /etc/chasquid",
+        )
+    if not domains:
+        raise UsageError(
+            f"{chasquid_dir} serves no domain yet: {chasquid_dir / 'domains'} has no "
+            "<domain>/ directory (a freshly installed chasquid package has none), so there is "
+            "nothing to import",
+            f"start a new conf repo instead: gitops-mail init YOUR-DOMAIN {directory}; "
+            f"or create {chasquid_dir / 'domains' / 'YOUR-DOMAIN'}/ and import again",
         )
     for name in domains:  # git keeps no empty directory; chasquid serves it all the same
         if not any(p.startswith(f"chasquid/domains/{name}/") for p in files):

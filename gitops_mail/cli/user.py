@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from gitops_mail.host import localfs
 def run(args: argparse.Namespace) -> int:
     root = _checkout_root(Path(args.repo))
     if args.action == "list":
-        return _list(root, args.address)
+        return _list(root, args.address, getattr(args, "format", "text"))
     if not args.address:
         raise UsageError(
             f"user {args.action} needs an address",
@@ -137,16 +138,21 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _list(root: Path, which: str | None) -> int:
+def _list(root: Path, which: str | None, form: str) -> int:
     state = load_state(read_worktree(root))
     wanted = domainname.normal_domain(which) if which else None
     if wanted is not None and wanted not in state.domains:
         raise NotFound(
             f"unknown domain {which!r}", f"the domains are the directories under {DOMAINS_DIR}/"
         )
-    for name, domain in sorted(state.domains.items()):
-        if wanted not in (None, name) or domain.users is None:
-            continue
-        for entry in domain.users.users:
-            print(f"{entry.name}@{name}\t{U.describe_scheme(entry.scheme)}")
+    users = [
+        {"address": f"{entry.name}@{name}", "scheme": U.describe_scheme(entry.scheme)}
+        for name, domain in sorted(state.domains.items())
+        if wanted in (None, name) and domain.users is not None
+        for entry in domain.users.users
+    ]
+    if form == "json":
+        print(json.dumps({"users": users}, indent=2, ensure_ascii=False))
+    for user in users if form == "text" else ():
+        print(f"{user['address']}\t{user['scheme']}")
     return 0

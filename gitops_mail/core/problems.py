@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 
 class Severity(enum.Enum):
+    """ERROR fails validation; WARNING fails it only with ``--strict``; NOTE never does
+    (what only a host can decide, told where no host is known)."""
+
     ERROR = "error"
     WARNING = "warning"
+    NOTE = "note"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Problem:
 
     def format(self) -> str:
         """``path:line: message`` (warnings say so), the hint on its own line."""
-        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        prefix = "" if self.severity is Severity.ERROR else f"{self.severity.value}: "
         text = f"{self.location}: {prefix}{self.message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
@@ -71,6 +75,10 @@ def error(path: str, line: int | None, code: str, message: str, hint: str = "") 
 
 def warning(path: str, line: int | None, code: str, message: str, hint: str = "") -> Problem:
     return Problem(path, line, code, message, hint, Severity.WARNING)
+
+
+def note(path: str, line: int | None, code: str, message: str, hint: str = "") -> Problem:
+    return Problem(path, line, code, message, hint, Severity.NOTE)
 
 
 def has_errors(problems: Iterable[Problem]) -> bool:

@@ -20,12 +20,16 @@ _SIGN = {"added": "+", "removed": "-"}
 
 def problems_text(problems: Sequence[Problem], source: str) -> str:
     errors = sum(p.is_error for p in problems)
-    warnings = len(problems) - errors
+    notes = sum(p.severity is Severity.NOTE for p in problems)
+    warnings = len(problems) - errors - notes
     lines = [p.format() for p in problems]
+    noted = f", {_count(notes, 'note')}" if notes else ""
     if errors:
-        lines.append(f"{source}: invalid: {_count(errors, 'error')}, {_count(warnings, 'warning')}")
+        counts = f"{_count(errors, 'error')}, {_count(warnings, 'warning')}"
+        lines.append(f"{source}: invalid: {counts}{noted}")
     else:
         lines.append(f"{source}: valid" + (f", {_count(warnings, 'warning')}" if warnings else ""))
+        lines[-1] += noted
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +115,7 @@ def _markdown_row(c: Change) -> str:
 
 
 def _markdown_problem(p: Problem) -> str:
-    icon = "❌" if p.severity is Severity.ERROR else "⚠️"
+    icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️"}.get(p.severity, "\u2139\ufe0f")
     hint = f" — {p.hint}" if p.hint else ""
     return f"- {icon} `{p.location}`: {p.message}{hint}"
 

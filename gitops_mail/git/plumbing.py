@@ -1,6 +1,8 @@
 """What ``git.read`` and ``git.write`` share: running git, locating a repo, naming a revision.
 
-Everything here runs git's plumbing through ``procs.run`` without the
+Everything here runs git's plumbing through ``procs`` as ``git.launch`` says:
+as the repo's owner when we are root and it is someone else's, with none of
+the repo's hooks and none of the programs its config names, and without the
 repository-location variables a git hook sets (``GIT_DIR``, ``GIT_WORK_TREE``,
 ...), so the ``repo`` argument always wins; the object-directory variables
 stay, so a pre-receive hook can read the pushed objects still held in
@@ -9,15 +11,17 @@ quarantine.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from gitops_mail.errors import RepoError
+from gitops_mail.git import launch
 from gitops_mail.host import procs
 
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
 _NOT_A_REPO_HINT = "pass --repo PATH, or run inside a checkout of the conf repo"
 
 
@@ -48,7 +52,7 @@ def run_git(
     input: bytes | None = None,
     check: bool = True,
 ) -> procs.Result:
-    return procs.run(["git", "-C", repo, *args], input=input, env=read_env(repo), check=check)
+    return run_git_with(repo, {}, *args, input=input, check=check)
 
 
 def run_git_with(
@@ -59,22 +63,21 @@ def run_git_with(
     check: bool = True,
 ) -> procs.Result:
     """``run_git`` with more environment variables (an index file, an identity)."""
-    env = read_env(repo)
-    env.update(extra)
-    return procs.run(["git", "-C", repo, *args], input=input, env=env, check=check)
+    who = launch.owner(repo)
+    env = launch.environment(who) | dict(extra)
+    argv: list[str | Path] = ["git", "-C", repo, *args]
+    return procs.run(argv, input=input, env=env, check=check, as_user=who)
 
 
-def read_env(repo: Path) -> dict[str, str]:
-    """The environment git runs in: no hook's location variables, C messages, and ``repo``
-    trusted whoever owns it (the daemon runs as root; the bare repo is the pusher's, and
-    git would refuse it as "dubious ownership"). Naming the repo is the host's decision."""
-    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
-    env["LC_ALL"] = "C"
-    count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
-    env[f"GIT_CONFIG_KEY_{count}"] = "safe.directory"
-    env[f"GIT_CONFIG_VALUE_{count}"] = os.path.abspath(repo)
-    env["GIT_CONFIG_COUNT"] = str(count + 1)
-    return env
+@contextlib.contextmanager
+def converse_git(
+    repo: Path, *args: str, timeout: float = 60.0
+) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """``procs.converse`` with git on ``repo`` (``cat-file --batch``), started as ``run_git``."""
+    who = launch.owner(repo)
+    argv: list[str | Path] = ["git", "-C", repo, *args]
+    with procs.converse(argv, env=launch.environment(who), timeout=timeout, as_user=who) as pipes:
+        yield pipes
 
 
 def decode(path: bytes) -> str:
@@ -108,6 +111,12 @@ def as_text(data: bytes) -> str:
 
 def _not_a_repo(path: Path, stderr: str) -> RepoError:
     where = shown(path)
+    if "cannot change to" in stderr and "Permission denied" in stderr:
+        return RepoError(
+            f"git cannot reach {where} as the user who owns it",
+            hint="git runs as the repository's owner: let that user search (x) every "
+            "directory above it",
+        )
     if "dubious ownership" in stderr:
         return RepoError(
             f"git refuses to read {where}: it belongs to another user",

@@ -8,9 +8,9 @@ level, then every blob at once (``git.objects`` parses what it answers). Trees
 and blobs of the last revision read are kept by id, so reading a plan's base
 next asks only for what differs, and its parent is known without asking. Only
 the commit's tree is read, never the working tree, so bare repos, CI checkouts
-and dirty work trees all give the same answer. Reads run without the
-repository-location variables a git hook sets (``git.plumbing``). Writes
-live in ``git.write``.
+and dirty work trees all give the same answer. Reads start git as
+``git.plumbing`` does (as the repo's owner, no hooks, no programs from its
+config). Writes live in ``git.write``.
 """
 
 from __future__ import annotations
@@ -27,18 +27,17 @@ from gitops_mail.git import objects as gitobjects
 from gitops_mail.git.plumbing import (
     as_text,
     bad_revision,
+    converse_git,
     decode,
-    read_env,
     resolve_revision,
     run_git,
     shown,
 )
-from gitops_mail.host import procs
 
 
 def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
     """Every file of the commit ``rev`` names, read from git objects only."""
-    with procs.converse(["git", "-C", repo, "cat-file", "--batch"], env=read_env(repo)) as pipes:
+    with converse_git(repo, "cat-file", "--batch") as pipes:
         batch = _Batch(repo, *pipes)
         found = _read_commit(batch, rev)
         if found is None:

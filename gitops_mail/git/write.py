@@ -6,20 +6,26 @@ pay for it. The daemon's writes (``commit_files``, ``push``, ``fetch``) use
 plumbing through ``procs`` like the reads: they need no working tree, and a
 commit moves its branch only if nobody moved it meanwhile.
 
-The plumbing writes run without the repository-location variables a git hook
-sets, like the reads. GitPython's writes run in the caller's environment
+Every write starts git as ``git.launch`` says, like the reads: as the repo's
+owner when we are root and it is someone else's (so what git writes stays
+the owner's), with none of the repo's hooks and none of the programs its
+config names. The plumbing writes also run without the repository-location
+variables a git hook sets. GitPython's writes run in the caller's environment
 (GitPython adds to it and cannot remove from it): do not call them from a hook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from gitops_mail.core.snapshot import MODE_FILE, Entry
 from gitops_mail.errors import RepoError
+from gitops_mail.git import launch
 from gitops_mail.git.plumbing import (
     as_text,
     locate,
@@ -44,7 +50,8 @@ def init_repo(
     created = _prepare_empty_directory(directory)
     try:
         identity = _identity(directory)
-        _write(directory, "init", "--quiet", f"--initial-branch={branch}")
+        # As ourselves: the directory is ours, whoever owns a repository above it.
+        _write(directory, "init", "--quiet", f"--initial-branch={branch}", owned=False)
         write_tree(directory, files)
         _write(directory, "add", "--all")
         _write(directory, "commit", "--quiet", "--allow-empty", "-m", message, env=identity)
@@ -69,8 +76,8 @@ def commit_paths(repo: Path, paths: Sequence[str], message: str) -> str:
     top = repo_toplevel(repo)
     env = {"GIT_LITERAL_PATHSPECS": "1", **_identity(top)}
     _write(top, "add", "--all", "--", *paths, env=env)
-    quiet_diff = ("--literal-pathspecs", "diff", "--cached", "--quiet", "--", *paths)
-    staged = run_git(top, *quiet_diff, check=False)
+    quiet = ("diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv")
+    staged = run_git(top, "--literal-pathspecs", *quiet, "--", *paths, check=False)
     if staged.returncode == 0:
         raise RepoError(f"nothing to commit: {', '.join(paths)} unchanged in {top}")
     _write(top, "commit", "--quiet", "-m", message, "--", *paths, env=env)
@@ -80,12 +87,20 @@ def commit_paths(repo: Path, paths: Sequence[str], message: str) -> str:
 # --- writing through GitPython ---------------------------------------------
 
 
-def _write(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """Run one git command that writes, through GitPython; RepoError with git's words."""
+def _write(cwd: Path, *args: str, env: Mapping[str, str] | None = None, owned: bool = True) -> str:
+    """Run one git command that writes, through GitPython; RepoError with git's words.
+
+    As the repo's owner (``git.launch``) unless ``owned`` is False (``git init``).
+    """
     import git  # noqa: PLC0415 - GitPython is slow to import; only writes need it
 
+    who = launch.owner(cwd) if owned else None
     status, stdout, stderr = git.Git(str(cwd)).execute(
-        ["git", *args], with_extended_output=True, with_exceptions=False, env=env
+        ["git", *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        env=launch.environment(who) | dict(env or {}),
+        **procs.identity_args(who),
     )
     if status != 0:
         detail = str(stderr).strip() or str(stdout).strip()
@@ -189,7 +204,8 @@ def commit_files(
     if tree == run_git(repo, "rev-parse", f"{parent_id}^{{tree}}").text.strip():
         raise RepoError(f"nothing to commit: {parent_id[:7]} already holds these files")
     body = (message if message.endswith("\n") else message + "\n").encode()
-    made = run_git_with(repo, _as(author), "commit-tree", tree, "-p", parent_id, input=body)
+    sign = "--no-gpg-sign"  # the bot's commit: commit.gpgSign in the repo's config asks nothing
+    made = run_git_with(repo, _as(author), "commit-tree", sign, tree, "-p", parent_id, input=body)
     commit = made.text.strip()
     _move_branch(repo, branch, commit, parent_id)
     return commit
@@ -202,9 +218,8 @@ def push(repo: Path, remote: str, branch: str) -> None:
     rebuild and try again); ``RepoError`` for any other failure.
     """
     ref = f"refs/heads/{branch}"
-    done = run_git_with(
-        repo, _NO_PROMPT, "push", "--porcelain", remote, f"{ref}:{ref}", check=False
-    )
+    args = ("push", "--porcelain", *_PUSH_PROGRAMS, remote, f"{ref}:{ref}")
+    done = run_git_with(repo, _NO_PROMPT, *args, check=False)
     if done.returncode == 0:
         return
     shown = _redact_url(remote)
@@ -225,7 +240,7 @@ def fetch(repo: Path, remote: str, branch: str) -> str:
     refuses to fetch into the checked-out branch of a working tree.
     """
     ref = f"refs/heads/{branch}"
-    args = ("fetch", "--quiet", "--no-tags", remote, f"+{ref}:{ref}")
+    args = ("fetch", "--quiet", "--no-tags", *_FETCH_PROGRAMS, remote, f"+{ref}:{ref}")
     done = run_git_with(repo, _NO_PROMPT, *args, check=False)
     if done.returncode != 0:
         said = _git_words(done)
@@ -239,6 +254,15 @@ def fetch(repo: Path, remote: str, branch: str) -> str:
 
 _OWN_REPO_HINT = "poll mode needs a repository of its own: create one with git init --bare"
 _NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}  # fail instead of waiting for a password
+# What a remote named in the repo's config (remote.<name>.uploadpack, .receivepack,
+# push.gpgSign, submodule settings) would otherwise make a fetch or push run.
+_FETCH_PROGRAMS = ("--upload-pack=git-upload-pack", "--no-recurse-submodules")
+_PUSH_PROGRAMS = (
+    "--receive-pack=git-receive-pack",
+    "--no-verify",
+    "--no-signed",
+    "--no-recurse-submodules",
+)
 _URL_USER = re.compile(r"(?<=://)[^/@\s]*@")
 
 
@@ -257,10 +281,7 @@ def _tree_with(repo: Path, parent: str, files: Mapping[str, bytes | None]) -> st
         if data is not None
     ]
     removed = sorted(path for path, data in files.items() if data is None)
-    import tempfile  # noqa: PLC0415 - writes only; reads start faster without it
-
-    with tempfile.TemporaryDirectory(prefix="gitops-mail-index.", dir=locate(repo).git_dir) as tmp:
-        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+    with _scratch_index(repo) as index:
         run_git_with(repo, index, "read-tree", parent)
         if added:  # --cacheinfo refuses invalid paths (.git, ..) and file/directory clashes
             infos = [a for p, o in added for a in ("--cacheinfo", f"{MODE_FILE:o},{o},{p}")]
@@ -271,6 +292,22 @@ def _tree_with(repo: Path, parent: str, files: Mapping[str, bytes | None]) -> st
             listing = "".join(f"0 {'0' * 40}\t{path}\0" for path in removed).encode()
             run_git_with(repo, index, "update-index", "-z", "--index-info", input=listing)
         return run_git_with(repo, index, "write-tree").text.strip()
+
+
+@contextlib.contextmanager
+def _scratch_index(repo: Path) -> Iterator[dict[str, str]]:
+    """``GIT_INDEX_FILE`` naming a new file in the git dir, removed on leaving.
+
+    Git creates it (as the repo's owner, who can write there); we only pick a
+    name nobody uses and remove what git left.
+    """
+    path = os.path.join(locate(repo).git_dir, f"gitops-mail-index.{secrets.token_hex(8)}")
+    try:
+        yield {"GIT_INDEX_FILE": path}
+    finally:
+        for leftover in (path, f"{path}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def _move_branch(repo: Path, branch: str, new: str, old: str) -> None:

@@ -39,8 +39,8 @@ class Identity:
     gid: int
 
 
-def _as(who: Identity | None) -> dict[str, Any]:
-    """Popen's arguments for running as ``who``."""
+def identity_args(who: Identity | None) -> dict[str, Any]:
+    """Popen's arguments for running as ``who`` (also for GitPython, which starts its own)."""
     if who is None or (who.uid, who.gid) == (os.geteuid(), os.getegid()):
         return {}
     return {"user": who.uid, "group": who.gid, "extra_groups": []}
@@ -80,7 +80,7 @@ def run(
             capture_output=True,
             timeout=timeout,
             check=False,
-            **_as(as_user),
+            **identity_args(as_user),
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandError(args, None, _text(exc.stdout), _text(exc.stderr), hint) from exc
@@ -119,7 +119,7 @@ def converse(
             stderr=subprocess.DEVNULL,
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            **_as(as_user),
+            **identity_args(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
@@ -165,7 +165,7 @@ def spawn(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            **_as(as_user),
+            **identity_args(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
@@ -200,7 +200,7 @@ def start(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            **_as(as_user),
+            **identity_args(as_user),
         )
     except OSError as exc:
         raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc

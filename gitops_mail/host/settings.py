@@ -156,7 +156,11 @@ def parse(data: bytes, path: Path) -> HostSettings:
 
 
 def _rule_problems(doc: YamlDoc, path: str) -> list[Problem]:
-    """Rules across keys; the schema reports values of the wrong type."""
+    """Rules across keys and values; the schema reports values of the wrong type."""
+    return _restart_command(doc, path) + _probe_networks(doc, path)
+
+
+def _restart_command(doc: YamlDoc, path: str) -> list[Problem]:
     top = doc.data if isinstance(doc.data, dict) else {}
     chasquid = top.get("chasquid")
     if not isinstance(chasquid, dict) or chasquid.get("service") != "command":
@@ -175,6 +179,27 @@ def _rule_problems(doc: YamlDoc, path: str) -> list[Problem]:
             hint='e.g. restart_command: ["/usr/local/bin/restart-chasquid"]',
         )
     ]
+
+
+def _probe_networks(doc: YamlDoc, path: str) -> list[Problem]:
+    """Each of policy.probe_networks an address or a network (the schema checks strings)."""
+    import ipaddress  # noqa: PLC0415 - start-up time
+
+    from gitops_mail.core.yamldoc.document import problem_at  # noqa: PLC0415 - start-up time
+
+    policy = doc.data.get("policy") if isinstance(doc.data, dict) else None
+    networks = policy.get("probe_networks") if isinstance(policy, dict) else None
+    found = []
+    for index, text in enumerate(networks if isinstance(networks, list) else []):
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except (TypeError, ValueError):
+            if isinstance(text, str) and text:
+                where = ("policy", "probe_networks", index)
+                message = f"{text!r} is not an IP address or network"
+                hint = 'e.g. 127.0.0.0/8, "::1/128" or 192.0.2.10'
+                found.append(problem_at(doc, path, where, "hostconfig.network", message, hint=hint))
+    return found
 
 
 def _settings(path: Path, raw: Any) -> HostSettings:

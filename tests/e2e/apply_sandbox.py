@@ -147,10 +147,13 @@ class Sandbox(MailClient):
         probe_deadline: float | None = None,
         state_dir: Path | None = None,
         commit_back: bool = False,
+        policy: Mapping[str, object] | None = None,
     ) -> None:
         """(Re)write the host settings; chasquid.args stay those the sandbox was made with.
 
         The daemon's commit-back is off unless asked for: it moves the branch tip.
+        The host's policy allows exactly what the sandbox uses (``host_policy``);
+        ``policy`` replaces or adds keys of it.
         """
         lines = [
             f"repo: {self.origin.path}",
@@ -167,7 +170,20 @@ class Sandbox(MailClient):
             lines.append(f"  reload_strategy: {reload_strategy}")
         if self.chasquid_args:
             lines.append(f"  args: {json.dumps(list(self.chasquid_args))}")
+        lines.append("policy:")
+        lines += [
+            f"  {k}: {json.dumps(v)}" for k, v in {**self.host_policy(), **(policy or {})}.items()
+        ]
         self.host_file.write_text("\n".join(lines) + "\n")
+
+    def host_policy(self) -> dict[str, object]:
+        """What this sandbox makes the host do: its delivery agent, its certificates
+        (``root/certs``), its data_dir and mail log; the probes stay on loopback."""
+        return {
+            "delivery_agents": [str(self.root / "mda.sh")],
+            "certificate_dirs": [str(self.root / "certs")],
+            "chasquid_write_dirs": [str(self.root / "data"), str(self.root / "mail.log")],
+        }
 
     def gated_restart(self) -> Path:
         """Host settings in ``service: command`` mode whose restart waits at a gate.

@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 import trustme
 from support.mail import MDA
+from support.tools import skip_or_fail
 from support.wait import poll
 
 NETNS_ENV = "GITOPS_MAIL_NETNS"
@@ -58,7 +59,7 @@ LISTEN_MARK = "Server listening on "
 def require_netns() -> None:
     """Skip unless inside scripts/netns-run; fail if the namespace is not private."""
     if os.environ.get(NETNS_ENV) != "1":
-        pytest.skip(
+        skip_or_fail(
             "end-to-end test: runs only inside the private network namespace; "
             "use `make test` or `scripts/netns-run .venv/bin/python -m pytest tests/e2e`"
         )

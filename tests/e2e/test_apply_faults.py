@@ -136,6 +136,31 @@ def test_probes_that_fail_after_the_swap_restore_the_server(sandbox: Sandbox) ->
     assert leaf_sha256(box.config_dir / "certs/mail.example.test/fullchain.pem") == old_leaf
 
 
+def test_a_failed_revision_that_adds_files_leaves_none_of_them(sandbox: Sandbox) -> None:
+    # The restore must remove what the swap added (a new domain's files, a new
+    # certificate's directory), not only put back what it replaced.
+    box = sandbox
+    before = box.tree()
+    fullchain, key = box.new_cert("second")
+    box.write_host(service="command", restart_command=["/bin/true"])
+    box.commit(
+        {
+            MANIFEST_PATH: box.manifest(fullchain=fullchain, key=key),
+            "chasquid/domains/new.test/aliases": "info: ana@example.test\n",
+        },
+        "New certificate and a new domain",
+    )
+
+    done = box.gm("apply")
+
+    assert done.code == 1
+    assert done.err.endswith(f"{RESTORED}\n" + AFTER_HINT)
+    last = box.history()[0]
+    assert last["summary"] == "1 domain added, 1 alias added, 1 certificate changed"
+    box.assert_untouched(before, "failed", last["reason"])
+    assert not (box.config_dir / "domains" / "new.test").exists()
+
+
 def test_a_revision_that_makes_chasquid_exit_at_start_is_rolled_back(sandbox: Sandbox) -> None:
     box = sandbox
     before = box.tree()

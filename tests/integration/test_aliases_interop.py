@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.tools import needs
 
 from gitops_mail.core.formats.aliases.parse import (
     MAX_LINE_BYTES,
@@ -29,7 +30,7 @@ from gitops_mail.core.formats.aliases.parse import (
 UTIL = Path("/usr/bin/chasquid-util")
 pytestmark = [
     pytest.mark.chasquid,
-    pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util"),
+    needs(str(UTIL)),
 ]
 
 

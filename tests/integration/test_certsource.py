@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from hypothesis import strategies as st
 
 from gitops_mail.core.certs import CertMaterial
 from gitops_mail.core.manifest.model import CertificateSource
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.problems import Problem, Severity
 from gitops_mail.host.certs.source import (
     CertificateError,
@@ -41,6 +45,12 @@ PEM_CHAIN_HINT = (
     "each between -----BEGIN CERTIFICATE----- and -----END CERTIFICATE-----"
 )
 KEY_HINT = "chasquid needs an unencrypted RSA, ECDSA or Ed25519 private key in PEM"
+TMP = HostPolicy(certificate_dirs=(tempfile.gettempdir(),))  # every source of these tests
+
+
+def load(source: CertificateSource, **kwargs) -> CertMaterial:
+    """``load_certificate`` on a host whose policy allows the temporary directories."""
+    return load_certificate(source, policy=TMP, **kwargs)
 
 
 # --- certificates made with cryptography ----------------------------------------------------
@@ -171,7 +181,7 @@ def test_acme_sh_rsa_directory(tmp_path):
     source = acme_sh(tmp_path, key, names=(HOST, "Smtp.Example.com", HOST))
     where = tmp_path / ".acme.sh" / HOST
 
-    material = load_certificate(source)
+    material = load(source)
 
     leaf, ca = x509.load_pem_x509_certificates((where / "fullchain.cer").read_bytes())
     assert material.name == HOST
@@ -189,7 +199,7 @@ def test_acme_sh_ecc_directory_names_the_key_after_the_domain(tmp_path):
     source = acme_sh(tmp_path, key, directory=f"{HOST}_ecc")
     where = tmp_path / ".acme.sh" / f"{HOST}_ecc"
 
-    material = load_certificate(source)
+    material = load(source)
 
     assert _same_key(material, key)
     assert material.source_files == (str(where / "fullchain.cer"), str(where / f"{HOST}.key"))
@@ -202,7 +212,7 @@ def test_acme_sh_wildcard_directory(tmp_path):
         names=("*.example.com", "example.com"),
     )  # fmt: skip
 
-    material = load_certificate(source)
+    material = load(source)
 
     assert material.names == ("*.example.com", "example.com")
     assert certificate_problems(source, material, HOST) == []
@@ -214,7 +224,7 @@ def test_certbot_live_links_are_followed_to_the_newest_archive_files(tmp_path):
     source = certbot(etc, [old, new])
     live, archive = etc / "live" / HOST, etc / "archive" / HOST
 
-    material = load_certificate(source)
+    material = load(source)
 
     assert _same_key(material, new)
     assert material.fullchain == (archive / "fullchain2.pem").read_bytes()
@@ -232,7 +242,7 @@ def test_explicit_files_are_re_encoded_certificates_only(tmp_path):
     chain = b"subject=CN = mail.example.com\n" + chain_pem(leaf) + key_pem(key) + chain_pem(ca)
     source = files(tmp_path, chain, key_pem(key))
 
-    material = load_certificate(source)
+    material = load(source)
 
     assert material.fullchain == chain_pem(leaf, ca)
     assert b"PRIVATE KEY" not in material.fullchain
@@ -245,7 +255,7 @@ def test_key_file_may_carry_ec_parameters_and_the_certificate(tmp_path):
     parameters = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
     source = files(tmp_path, chain_pem(leaf, ca), parameters + key_pem(key) + chain_pem(leaf))
 
-    material = load_certificate(source)
+    material = load(source)
 
     assert material.key == key_pem(key, serialization.PrivateFormat.PKCS8)
 
@@ -274,7 +284,7 @@ def test_source_paths_without_touching_the_disk():
 
 def test_material_repr_leaves_the_key_out(tmp_path):
     key = _ec_key()
-    material = load_certificate(good_files(tmp_path, key))
+    material = load(good_files(tmp_path, key))
 
     shown = repr(material) + str(material)
 
@@ -303,7 +313,7 @@ def _secret_lines(key) -> list[str]:
 
 def expect(source, message, hint, code, **kwargs) -> CertificateError:
     with pytest.raises(CertificateError) as caught:
-        load_certificate(source, **kwargs)
+        load(source, **kwargs)
     exc = caught.value
     assert (exc.message, exc.hint, exc.code, exc.name, exc.line) == (
         message,
@@ -439,15 +449,18 @@ def test_symlink_loop_cannot_be_read(tmp_path, key):
 
 
 _UNREADABLE_CHILD = """
-import os
+import os, sys
 from gitops_mail.host.certs.source import CertificateError, load_certificate
 from gitops_mail.core.manifest.model import CertificateSource
-if os.geteuid() == 0:  # root reads anything: become nobody, keeping the cwd
+from gitops_mail.core.policy import HostPolicy
+if os.geteuid() == 0:  # root reads anything: become nobody
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
+where = sys.argv[1]
+source = CertificateSource("x", "files", None, f"{where}/chain.pem", f"{where}/key.pem", 3)
 try:
-    load_certificate(CertificateSource("x", "files", None, "chain.pem", "key.pem", 3))
+    load_certificate(source, policy=HostPolicy(certificate_dirs=(where,)))
 except CertificateError as exc:
     print(exc.message)
     print(exc.hint)
@@ -455,14 +468,22 @@ except CertificateError as exc:
 """
 
 
-def test_unreadable_key_is_named_with_a_hint(tmp_path, key):
-    tmp_path.chmod(0o755)
-    write(tmp_path / "chain.pem", chain_pem(*issue(key))).chmod(0o644)
-    write(tmp_path / "key.pem", key_pem(key)).chmod(0o000)
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory every user may enter (pytest's own are root's only)."""
+    where = Path(tempfile.mkdtemp(prefix="gitops-certs-", dir="/tmp"))
+    where.chmod(0o755)
+    yield where
+    shutil.rmtree(where)
+
+
+def test_unreadable_key_is_named_with_a_hint(open_dir, key):
+    write(open_dir / "chain.pem", chain_pem(*issue(key))).chmod(0o644)
+    write(open_dir / "key.pem", key_pem(key)).chmod(0o000)
 
     done = subprocess.run(
-        [sys.executable, "-c", _UNREADABLE_CHILD],
-        cwd=tmp_path,
+        [sys.executable, "-c", _UNREADABLE_CHILD, str(open_dir)],
+        cwd=open_dir,
         capture_output=True,
         text=True,
         check=False,
@@ -470,7 +491,7 @@ def test_unreadable_key_is_named_with_a_hint(tmp_path, key):
 
     assert done.stderr == ""
     assert done.stdout.splitlines() == [
-        "certificate 'x': cannot read key file key.pem: Permission denied",
+        f"certificate 'x': cannot read key file {open_dir}/key.pem: Permission denied",
         "check its permissions: the user running gitops-mail must be able to read it",
         "cert.unreadable",
     ]
@@ -633,7 +654,7 @@ def test_expiry_is_judged_at_the_given_time(tmp_path, key):
         "cert.expired",
         now=NOT_AFTER,
     )
-    assert load_certificate(source, now=NOT_AFTER - timedelta(seconds=1)).not_after == NOT_AFTER
+    assert load(source, now=NOT_AFTER - timedelta(seconds=1)).not_after == NOT_AFTER
 
 
 # --- problems -------------------------------------------------------------------------------
@@ -642,7 +663,7 @@ def test_expiry_is_judged_at_the_given_time(tmp_path, key):
 def test_problems_of_an_error_are_placed_at_the_manifest_entry(tmp_path, key):
     source = CertificateSource(HOST, "files", None, str(tmp_path / "c"), str(tmp_path / "k"), LINE)
     with pytest.raises(CertificateError) as caught:
-        load_certificate(source)
+        load(source)
 
     assert certificate_problems(source, caught.value, HOST) == [
         Problem(
@@ -657,7 +678,7 @@ def test_problems_of_an_error_are_placed_at_the_manifest_entry(tmp_path, key):
 
 def test_no_problems_for_a_good_certificate(tmp_path, key):
     source = good_files(tmp_path, key)
-    material = load_certificate(source)
+    material = load(source)
 
     assert certificate_problems(source, material, HOST) == []
     assert certificate_problems(source, material, None, now=NOT_AFTER - timedelta(days=15)) == []
@@ -679,7 +700,7 @@ SOON = Severity.WARNING, "cert.expires-soon"
 def test_expiry_problems(tmp_path, key, left, expected):
     severity, code, message = expected
     source = acme_sh(tmp_path, key, directory=f"{HOST}_ecc")
-    material = load_certificate(source)
+    material = load(source)
 
     problems = certificate_problems(source, material, None, now=NOT_AFTER - left)
 
@@ -698,7 +719,7 @@ def test_expiry_problems(tmp_path, key, left, expected):
 def test_hostname_not_covered(tmp_path, key):
     leaf, ca = issue(key, names=("smtp.example.com", "*.mail.example.com"))
     source = files(tmp_path, chain_pem(leaf, ca), key_pem(key))
-    material = load_certificate(source)
+    material = load(source)
 
     assert certificate_problems(source, material, "MAIL.example.com.") == [
         Problem(
@@ -717,7 +738,7 @@ def test_hostname_not_covered(tmp_path, key):
 def test_certificate_without_subject_alt_name(tmp_path, key):
     leaf, ca = issue(key, names=())
     source = files(tmp_path, chain_pem(leaf, ca), key_pem(key))
-    material = load_certificate(source)
+    material = load(source)
 
     assert material.names == ()
     [problem] = certificate_problems(source, material, HOST)
@@ -761,7 +782,7 @@ def test_covers(names, hostname, covered):
 def test_any_bytes_give_a_certificate_error_or_material(tmp_path, chain, key_bytes):
     source = files(tmp_path, chain, key_bytes)
     try:
-        load_certificate(source)
+        load(source)
     except CertificateError as exc:
         assert exc.code in {"cert.unreadable", "cert.not-pem", "cert.bad-key"}
         assert exc.message.startswith("certificate 'mail.example.com': ")

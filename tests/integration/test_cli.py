@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.repo import ALIASES, ALIASES_PATH, CONF, USERS_PATH, repo_files
+from support.repo import ALIASES, ALIASES_PATH, CONF, MANIFEST_PATH, USERS_PATH, repo_files
+from support.tools import needs
 
 from gitops_mail.cli import main as cli
 from gitops_mail.cli.main import main
@@ -24,7 +25,7 @@ from gitops_mail.core.formats.users.db import parse_users
 from gitops_mail.errors import RepoError
 
 UTIL = Path("/usr/bin/chasquid-util")
-needs_util = pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util")
+needs_util = needs(str(UTIL))
 
 FILES = repo_files(pipe_aliases=True)
 PASSWORD = "correct-horse-battery-staple"
@@ -68,11 +69,18 @@ def test_no_command_prints_the_help_and_fails(capsys):
     assert "commands:" in err
 
 
-def test_a_usage_error_exits_2_like_argparse(capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [["validate", "--bogus"], ["plan", "--bogus"], ["plan", "--format", "yaml"], ["user"]],
+)
+def test_a_usage_error_exits_64_never_2_which_plan_keeps_for_changes(capsys, argv):
     with pytest.raises(SystemExit) as exited:
-        main(["validate", "--bogus"])
-    assert exited.value.code == 2
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+        main(argv)
+    assert exited.value.code == 64
+    err = capsys.readouterr().err
+    assert err.startswith("usage: gitops-mail ")
+    assert "gitops-mail" in err.splitlines()[-1]
+    assert ": error: " in err.splitlines()[-1]
 
 
 def help_of(parser: argparse.ArgumentParser, argv: list[str], capsys) -> str:
@@ -361,28 +369,62 @@ def _live_dir(tmp_path: Path) -> Path:
     return live
 
 
-def _host_settings(tmp_path: Path, config_dir: Path) -> Path:
+def _host_settings(tmp_path: Path, config_dir: Path, repo: Path | None = None) -> Path:
     path = tmp_path / "host.yaml"
-    path.write_text(f"repo: /srv/mail-conf.git\nchasquid:\n  config_dir: {config_dir}\n")
+    path.write_text(
+        f"repo: {repo or '/srv/mail-conf.git'}\nstate_dir: {tmp_path / 'state'}\n"
+        f"chasquid:\n  config_dir: {config_dir}\n"
+    )
     return path
 
 
-def test_plan_live_compares_with_the_config_dir(capsys, published, workdir, tmp_path, monkeypatch):
-    workdir.commit({"README.md": "# our mail\n"}, "readme")  # not part of chasquid: not shown
-    settings = _host_settings(tmp_path, _live_dir(tmp_path))
+def _record_live(tmp_path: Path, revision: str) -> None:
+    """What a successful apply of ``revision`` leaves in the state dir."""
+    from gitops_mail.apply.store import Attempt, StateStore  # noqa: PLC0415
+
+    attempt = Attempt(revision, "2026-12-01T00:00:00+00:00", "applied", summary="x")
+    StateStore(tmp_path / "state").record(attempt, applied=revision)
+
+
+def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtures
+    capsys, published, workdir, origin, tmp_path, monkeypatch
+):
+    # The host's repo and branch by default; chasquid's tree as it is on disk (one alias
+    # behind); the manifest from the revision recorded live, as apply's own plan has it.
+    _record_live(tmp_path, published)
+    manifest = str(FILES[MANIFEST_PATH]).replace(
+        "example.com: {}", "example.com: {dmarc: {p: reject}}"
+    )
+    tip = workdir.commit({MANIFEST_PATH: manifest}, "DMARC reject")
+    workdir.push()
+    settings = _host_settings(tmp_path, _live_dir(tmp_path), origin.path)
     expected = (
         2,
-        f"Plan: live {tmp_path / 'etc-chasquid'} -> {workdir.git('rev-parse', 'HEAD')[:7]}\n"
+        f"Plan: live {tmp_path / 'etc-chasquid'} -> {tip[:7]}\n"
         "  + alias sales@example.com -> carol@example.net\n"
+        "  - manifest domains.example.com (was {})\n"
+        "  + manifest domains.example.com.dmarc.p -> reject\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload)\n",
         "",
     )
-    repo = str(workdir.path)
-    assert run(capsys, "--config", str(settings), "plan", "--repo", repo, "--live") == expected
-    assert run(capsys, "plan", "--repo", repo, "--live", "--config", str(settings)) == expected
+    assert run(capsys, "--config", str(settings), "plan", "--live") == expected
+    assert run(capsys, "plan", "--live", "--config", str(settings)) == expected
     monkeypatch.setenv("GITOPS_MAIL_CONFIG", str(settings))
-    assert run(capsys, "plan", "--repo", repo, "--live") == expected
+    assert run(capsys, "plan", "--live") == expected
+    assert run(capsys, "plan", "--repo", str(workdir.path), "--live") == expected
+
+
+def test_plan_live_with_nothing_recorded_live_plans_the_manifest_from_nothing(
+    capsys, published, origin, tmp_path
+):
+    settings = _host_settings(tmp_path, _live_dir(tmp_path), origin.path)
+    code, out, err = run(capsys, "plan", "--live", "--config", str(settings))
+    assert (code, err) == (2, "")
+    assert (
+        "  + certificate mail.example.com -> acme_sh /root/.acme.sh/mail.example.com_ecc\n" in out
+    )
+    assert out.endswith("chasquid: restart (chasquid loads certificates only at start)\n")
 
 
 def test_plan_live_without_host_settings(capsys, published, workdir, tmp_path):
@@ -482,6 +524,13 @@ def test_user_passwd_and_remove(capsys, monkeypatch, published, workdir):
         "i@example.com\tscrypt\n",
         "",
     )
+
+
+def test_user_list_as_json(capsys, monkeypatch, published, workdir):
+    _user(capsys, monkeypatch, workdir, "add", "i@example.com")
+    code, out, err = run(capsys, "user", "list", "--format", "json", "--repo", str(workdir.path))
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"users": [{"address": "i@example.com", "scheme": "scrypt"}]}
 
 
 def test_user_list_by_domain(capsys, monkeypatch, published, workdir):
@@ -667,6 +716,36 @@ def aliases_repo(tmp_path, make_repo):
 )
 def test_alias_resolve(capsys, aliases_repo, address, out):
     assert run(capsys, "alias", "resolve", address, "--repo", str(aliases_repo)) == (0, out, "")
+
+
+def test_alias_resolve_as_json(capsys, aliases_repo):
+    def resolved(address: str) -> object:
+        code, out, err = run(
+            capsys, "alias", "resolve", address, "--format", "json", "--repo", str(aliases_repo)
+        )
+        assert (code, err) == (0, "")
+        return json.loads(out)
+
+    assert resolved("team@example.com") == {
+        "address": "team@example.com",
+        "local": True,
+        "catch_all": False,
+        "recipients": [
+            {"address": "carol@example.net", "kind": "email"},
+            {"address": "i@example.com", "kind": "email"},
+            {"address": "i@example.com", "kind": "email"},
+        ],
+    }
+    assert resolved("list@example.com")["recipients"] == [  # type: ignore[index]
+        {"address": "/usr/bin/list-receive -l team", "kind": "pipe"}
+    ]
+    assert resolved("x@example.org")["catch_all"] is True  # type: ignore[index]
+    assert resolved("someone@gmail.com") == {
+        "address": "someone@gmail.com",
+        "local": False,
+        "catch_all": False,
+        "recipients": [{"address": "someone@gmail.com", "kind": "remote"}],
+    }
 
 
 def test_alias_resolve_of_an_address_nobody_receives(capsys, aliases_repo):
@@ -899,7 +978,17 @@ def test_import_adopts_a_debian_chasquid_dir(capsys, tmp_path):
         if line and not line.startswith("    ") and ": warning: " not in line
     ]
     assert code == 0, out
-    assert errors == [f"HEAD ({_head(target)[:7]}): valid, 1 warning"], out
+    # what a host's policy must allow (outside a host: notes, which fail nothing)
+    notes = [line.split(": note: ")[0] for line in errors if ": note: " in line]
+    assert notes == [
+        "chasquid/domains/example.com/aliases:2",
+        "chasquid/hooks/post-data",
+        "gitops-mail.yaml:11",
+        "gitops-mail.yaml:13",
+        "gitops-mail.yaml:15",
+        "gitops-mail.yaml:15",
+    ], out
+    assert errors[-1] == f"HEAD ({_head(target)[:7]}): valid, 1 warning, 6 notes", out
 
 
 def _head(repo: Path) -> str:
@@ -913,11 +1002,31 @@ def test_import_of_something_that_is_not_a_chasquid_dir(capsys, tmp_path):
     assert run(capsys, "import", str(tmp_path / "etc"), str(tmp_path / "conf")) == (
         1,
         "",
-        f"gitops-mail: error: {tmp_path / 'etc'} does not look like a chasquid config dir "
-        "(no chasquid.conf, or no domains/<domain>/)\n"
+        f"gitops-mail: error: {tmp_path / 'etc'} does not look like a chasquid config dir: "
+        "it has no chasquid.conf\n"
         "    hint: pass the directory chasquid runs with, usually /etc/chasquid\n",
     )
     assert not (tmp_path / "conf").exists()
+
+
+def test_import_of_a_fresh_debian_install_says_what_is_missing_and_how_to_go_on(capsys, tmp_path):
+    # What the chasquid package installs: chasquid.conf, hooks/, certs/ and an empty domains/.
+    etc = tmp_path / "chasquid"
+    _write(etc / "chasquid.conf", '# hostname: "mail.example.com"\n')
+    _write(etc / "certs" / "README.certs", "Put certificates here.\n")
+    _write(etc / "hooks" / "post-data", "#!/bin/sh\n")
+    (etc / "domains").mkdir()
+    conf = tmp_path / "conf"
+    assert run(capsys, "import", str(etc), str(conf)) == (
+        1,
+        "",
+        f"gitops-mail: error: {etc} serves no domain yet: {etc / 'domains'} has no <domain>/ "
+        "directory (a freshly installed chasquid package has none), so there is nothing to "
+        "import\n"
+        f"    hint: start a new conf repo instead: gitops-mail init YOUR-DOMAIN {conf}; or "
+        f"create {etc / 'domains' / 'YOUR-DOMAIN'}/ and import again\n",
+    )
+    assert not conf.exists()
 
 
 def test_an_operating_system_error_is_reported_without_a_traceback(
@@ -944,3 +1053,55 @@ def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns):
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert cli._columns() == shutil.get_terminal_size().columns
+
+
+# --- the command line itself ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", ["status", "history", "rollback", "apply", "daemon", "reconcile-now", "supervise"]
+)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_taken_before_or_after_any_command(capsys, tmp_path, command, where):
+    missing = tmp_path / "elsewhere.yaml"
+    argv = ["--config", str(missing), command] if where == "before" else [command]
+    argv += [] if where == "before" else ["--config", str(missing)]
+
+    code, out, err = run(capsys, *argv)
+
+    assert (code, out) == (1, "")
+    assert err.startswith(f"gitops-mail: error: cannot read the host settings {missing}: ")
+
+
+def test_every_command_takes_config_after_it(capsys):
+    from gitops_mail.cli.main import _COMMANDS  # noqa: PLC0415 - the list to walk
+
+    for command in _COMMANDS:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        assert "--config CONFIG" in capsys.readouterr().out, command
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(workdir):
+    # `gitops-mail history | head -3`: no "Broken pipe" error, the status a shell gives
+    # a program that SIGPIPE ended. A command that prints a lot stands in for history.
+    code = (
+        "import sys\n"
+        "from gitops_mail.cli import main as cli, validate\n"
+        "def run(args):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "validate.run = run\n"
+        "sys.exit(cli.main(['validate', '--repo', sys.argv[1]]))\n"
+    )
+    shell = '"$0" -c "$1" "$2" | head -1; echo "status ${PIPESTATUS[0]}"'
+    done = subprocess.run(
+        ["bash", "-c", shell, sys.executable, code, str(workdir.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.stdout, done.stderr) == ("line 0\nstatus 141\n", "")

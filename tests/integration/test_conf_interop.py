@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.tools import needs
 
 from gitops_mail.core.checks.conf import check_config
 from gitops_mail.core.formats.chasquid_conf import (
@@ -25,7 +26,7 @@ CHASQUID = Path("/usr/bin/chasquid")
 DEBIAN_CONF = Path("/etc/chasquid/chasquid.conf")
 pytestmark = [
     pytest.mark.chasquid,
-    pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util"),
+    needs(str(UTIL)),
 ]
 PATH = "chasquid/chasquid.conf"
 GO_LOCATION = re.compile(r"\(line (\d+):(\d+)\)")
@@ -98,7 +99,7 @@ def test_random_rendered_configs_mean_the_same_to_chasquid(hostname, values):
     assert config_changes(cfg, effective(render_config(cfg))) == []
 
 
-@pytest.mark.skipif(not DEBIAN_CONF.exists(), reason="needs Debian's /etc/chasquid/chasquid.conf")
+@needs(str(DEBIAN_CONF), why="the chasquid package's own chasquid.conf")
 def test_the_debian_default_config_is_all_defaults():
     data = DEBIAN_CONF.read_bytes()
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.pusher import not_owned_by
 
 from gitops_mail.core.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, Entry
 from gitops_mail.errors import CommandError, GitopsMailError, RepoError
@@ -175,12 +176,32 @@ def test_empty_repository(origin, workdir):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the repo to another user")
-def test_a_repo_owned_by_another_user_is_read_all_the_same(tmp_path, make_repo):
-    # The daemon runs as root; the watched bare repo belongs to whoever pushes.
+def test_a_repo_owned_by_another_user_is_read_all_the_same(pusher):
+    # The daemon runs as root; the watched repo belongs to whoever pushes. git refuses
+    # it to root ("dubious ownership"); gitops-mail runs git as its owner instead.
+    work = pusher.clone(pusher.bare_repo())
+    tip = pusher.commit(work, {"a": "x", "sub/b": "y"}, "first")
+    plain = subprocess.run(["git", "-C", str(work), "log"], capture_output=True, check=False)
+    assert b"dubious ownership" in plain.stderr
+
+    assert gitread.read_revision(work).data("a") == b"x"
+    assert gitread.read_revision(work / "sub").revision == tip  # from below its top too
+    assert gitplumbing.repo_toplevel(work) == work
+    assert list(not_owned_by(work, pusher.uid)) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the repo to another user")
+def test_a_repo_its_owner_cannot_reach_is_explained(tmp_path, make_repo):
+    # tmp_path is root's alone (0700 above it): its owner cannot get to the repo.
     repo = make_repo(tmp_path, {"a": "x"})
     subprocess.run(["chown", "-R", "65534:65534", str(repo)], check=True)
 
-    assert gitread.read_revision(repo).data("a") == b"x"
+    with pytest.raises(RepoError) as caught:
+        gitread.read_revision(repo)
+    assert caught.value.message == f"git cannot reach {repo} as the user who owns it"
+    assert caught.value.hint == (
+        "git runs as the repository's owner: let that user search (x) every directory above it"
+    )
 
 
 def test_git_missing_is_a_command_error(tmp_path, make_repo, monkeypatch):

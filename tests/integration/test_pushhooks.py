@@ -102,9 +102,9 @@ def run_hook(
     return hooks.run(args)
 
 
-def push(workdir, refspec: str = "HEAD:refs/heads/main", env: Mapping[str, str] | None = None):
+def push(workdir, *refspecs: str, env: Mapping[str, str] | None = None):
     done = subprocess.run(
-        ["git", "push", "origin", refspec],
+        ["git", "push", "origin", *(refspecs or ("HEAD:refs/heads/main",))],
         cwd=workdir.path,
         env=env,
         capture_output=True,
@@ -243,6 +243,59 @@ def test_the_first_push_creates_the_branch_when_valid(workdir, origin, host):
     pushed = push(workdir)
     assert pushed.code == 0, pushed.stderr
     assert pushed.remote[0] == f"main ({commit[:7]}): valid"
+
+
+@pytest.mark.parametrize(
+    "refspecs",
+    [
+        ("HEAD:refs/heads/aaa", "HEAD:refs/heads/main"),
+        ("HEAD:refs/heads/main", "HEAD:refs/heads/zzz"),
+        ("HEAD:refs/heads/aaa", "HEAD:refs/heads/main", "HEAD:refs/heads/zzz"),
+    ],
+    ids=["main-last", "main-first", "main-between"],
+)
+@pytest.mark.parametrize("existing", [False, True], ids=["new-branches", "existing-branches"])
+def test_a_bad_main_is_rejected_whatever_else_the_push_updates(  # noqa: PLR0917 - fixtures
+    published, workdir, origin, host, refspecs, existing
+):
+    # git lists updates of existing refs in ref order, creations after them: both cases.
+    if existing:
+        push(workdir, "HEAD:refs/heads/aaa", "HEAD:refs/heads/zzz")
+    install(origin.path, host)
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "a: b\nb: a\n"}, "loop")
+    pushed = push(workdir, *refspecs)
+    assert pushed.code == 1
+    assert pushed.remote == [*LOOP, f"main ({commit[:7]}): invalid: 1 error, 0 warnings", REJECTED]
+    assert tip(origin) == published
+    others = {"refs/heads/aaa", "refs/heads/zzz"} if existing else set()
+    assert set(origin.git("for-each-ref", "--format=%(refname)").split()) == {
+        "refs/heads/main",
+        *others,
+    }
+    assert {tip(origin, ref) for ref in others} <= {published}
+
+
+def test_a_branch_deleted_in_the_same_push_as_a_bad_main_stays(published, workdir, origin, host):
+    push(workdir, "HEAD:refs/heads/old")
+    install(origin.path, host)
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "a: b\nb: a\n"}, "loop")
+    pushed = push(workdir, ":refs/heads/old", "HEAD:refs/heads/main")
+    assert pushed.code == 1
+    assert pushed.remote[-2:] == [f"main ({commit[:7]}): invalid: 1 error, 0 warnings", REJECTED]
+    assert (tip(origin), tip(origin, "old")) == (published, published)
+
+
+def test_a_good_main_with_a_deletion_and_another_branch_goes_through(
+    published, workdir, origin, host
+):
+    push(workdir, "HEAD:refs/heads/old")
+    install(origin.path, host)
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    pushed = push(workdir, "HEAD:refs/heads/aaa", ":refs/heads/old", "HEAD:refs/heads/main")
+    assert pushed.code == 0, pushed.stderr
+    assert pushed.remote[0] == f"main ({commit[:7]}): valid"
+    assert (tip(origin), tip(origin, "aaa")) == (commit, commit)
+    assert "refs/heads/old" not in origin.git("for-each-ref", "--format=%(refname)")
 
 
 def test_the_hooks_work_with_an_almost_empty_environment(published, workdir, origin, host):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.tools import needs
 
 from gitops_mail.core.checks.users import check_users
 from gitops_mail.core.formats.users.db import (
@@ -32,7 +33,7 @@ from gitops_mail.core.formats.users.db import (
 UTIL = Path("/usr/bin/chasquid-util")
 pytestmark = [
     pytest.mark.chasquid,
-    pytest.mark.skipif(not UTIL.exists(), reason="needs /usr/bin/chasquid-util"),
+    needs(str(UTIL)),
 ]
 DOMAIN = "example.com"
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.tools import needs
 
 from gitops_mail.core.dns.zone import render_zones
 from gitops_mail.core.snapshot import Entry, Snapshot
@@ -21,9 +22,7 @@ from gitops_mail.core.state import load_state
 
 CHECKZONE = shutil.which("named-checkzone")
 COMPILEZONE = shutil.which("named-compilezone")
-pytestmark = pytest.mark.skipif(
-    CHECKZONE is None or COMPILEZONE is None, reason="bind9-utils is not installed"
-)
+pytestmark = needs("named-checkzone", "named-compilezone", why="bind9-utils")
 
 # Fail on everything the checker can be strict about; check only in-zone names
 # (-i local) so that no test depends on the network.

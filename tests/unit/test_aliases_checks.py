@@ -161,7 +161,8 @@ def test_pipes_need_to_be_allowed() -> None:
             "alias 'run' pipes mail to a command ('/usr/bin/handler --work'), and pipe "
             "aliases are not enabled",
             "set `chasquid.pipe_aliases: true` in gitops-mail.yaml to allow them (the command "
-            "runs as chasquid's user)",
+            "runs as chasquid's user); the host's policy must allow them too "
+            "(policy.pipe_aliases)",
         )
     ]
     assert check({"d.test": "run: | /usr/bin/handler --work\n"}) == []

@@ -7,6 +7,7 @@ from support.repo import Files, snapshot
 
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.formats.users.db import Scrypt, User, UserDB, render_users
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.problems import Problem, Severity
 from gitops_mail.core.snapshot import MODE_EXEC, MODE_SYMLINK, Entry
 from gitops_mail.core.state import load_state
@@ -25,6 +26,7 @@ CONF = 'hostname: "mail.example.com"\n'
 ALIASES = "postmaster: you@gmail.com\n"
 HOOK = "#!/bin/sh\nexit 0\n"
 FAKE_SCRYPT = Scrypt(14, 8, 1, 32, b"s" * 16, b"k" * 32)
+MANIFEST_ONLY = HostPolicy(repo_hooks=True, pipe_aliases=True)  # the host's side: test_policy
 
 
 def users_file(*names: str) -> bytes:
@@ -37,7 +39,7 @@ def problems(changes: Files, hooks: bool = False) -> list[Problem]:
         "chasquid/chasquid.conf": CONF,
         "chasquid/domains/example.com/aliases": ALIASES,
     }
-    return validate(load_state(snapshot(changes, base=base)))
+    return validate(load_state(snapshot(changes, base=base)), policy=MANIFEST_ONLY)
 
 
 def only(found: list[Problem]) -> Problem:
@@ -55,7 +57,8 @@ def test_hooks_need_the_manifest_to_allow_them() -> None:
         None,
         "hooks.not-allowed",
         "hooks run programs on the server, and the manifest does not allow them",
-        "set `chasquid: {hooks: true}` in gitops-mail.yaml, or remove the hook",
+        "set `chasquid: {hooks: true}` in gitops-mail.yaml (the host's policy must allow them "
+        "too: policy.repo_hooks), or remove the hook",
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 from watchdog.events import FileClosedNoWriteEvent, FileModifiedEvent, FileMovedEvent
 
 from gitops_mail.cli.daemon import Notifier
@@ -295,5 +296,15 @@ def test_notify_sends_one_datagram_to_a_path_or_an_abstract_socket(
         assert sock.recv(4096) == b"READY=1\nSTATUS=live 1a2b3c4"
 
 
-def test_notify_without_a_listener_does_not_raise(tmp_path: Path) -> None:
-    Notifier(str(tmp_path / "nobody"), None).send("READY=1")
+def test_notify_without_a_listener_logs_a_warning_and_goes_on(tmp_path: Path) -> None:
+    nobody = str(tmp_path / "nobody")
+    with capture_logs() as events:
+        Notifier(nobody, None).send("READY=1")
+    assert events == [
+        {
+            "event": "daemon.notify_failed",
+            "log_level": "warning",
+            "socket": nobody,
+            "error": "[Errno 2] No such file or directory",
+        }
+    ]

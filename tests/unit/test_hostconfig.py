@@ -124,6 +124,21 @@ def test_a_policy_path_must_be_absolute_and_a_limit_positive() -> None:
     )
 
 
+def test_a_probe_network_must_be_an_address_or_a_network_each_at_its_line() -> None:
+    text = (
+        'repo: /r\npolicy:\n  probe_networks:\n    - 10.0.0.0/8\n    - localhost\n    - "::1/200"\n'
+    )
+    hint = '    hint: e.g. 127.0.0.0/8, "::1/128" or 192.0.2.10'
+    assert invalid(text) == HEAD + "\n".join(
+        [
+            f"{FILE}:5: At 'policy.probe_networks[1]': 'localhost' is not an IP address or network",
+            hint,
+            f"{FILE}:6: At 'policy.probe_networks[2]': '::1/200' is not an IP address or network",
+            hint,
+        ]
+    )
+
+
 def test_every_setting_can_be_changed() -> None:
     text = """\
 repo: /srv/conf

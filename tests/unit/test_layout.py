@@ -15,7 +15,7 @@ from gitops_mail.core.state import load_state
 
 def problems(changes: Mapping[str, str | bytes | Entry | None] = {}) -> list[Problem]:
     """The problems of the small valid repo with ``changes`` applied."""
-    return validate(load_state(snapshot(changes)))
+    return validate(load_state(snapshot(changes)), policy=None)
 
 
 def only(found: list[Problem]) -> Problem:
@@ -70,7 +70,7 @@ def test_an_empty_domain_directory_counts_as_a_domain() -> None:
     snap = Snapshot(snap.files, "test", directories=frozenset({"chasquid/domains/example.com"}))
     state = load_state(snap)
     assert list(state.domains) == ["example.com"]
-    found = only(validate(state))
+    found = only(validate(state, policy=None))
     assert (found.path, found.code) == (
         "chasquid/domains/example.com/aliases",
         "aliases.no-postmaster",
@@ -103,7 +103,7 @@ def test_a_tree_that_escapes_with_dot_dot() -> None:
     evil = "chasquid/domains/../../../etc/cron.d/evil"
     state = load_state(snapshot({evil: "* * * * * root sh -c 'id'\n"}))
     assert list(state.domains) == ["example.com"]  # '..' is not a domain
-    found = only(validate(state))
+    found = only(validate(state, policy=None))
     assert (found.path, found.code, found.message) == (
         evil,
         "layout.bad-path",
@@ -114,7 +114,9 @@ def test_a_tree_that_escapes_with_dot_dot() -> None:
 def test_dot_dot_as_a_whole_domain_path_is_no_domain() -> None:
     state = load_state(snapshot({"chasquid/domains/../users": b""}))
     assert list(state.domains) == ["example.com"]
-    assert where(validate(state)) == [("chasquid/domains/../users", None, "layout.bad-path")]
+    assert where(validate(state, policy=None)) == [
+        ("chasquid/domains/../users", None, "layout.bad-path")
+    ]
 
 
 @pytest.mark.parametrize(

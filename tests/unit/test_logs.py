@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import re
@@ -287,6 +288,43 @@ def test_json_lines_on_stderr_hold_no_secret(capsys: pytest.CaptureFixture[str])
     }
 
 
+def _secret_kinds() -> dict[str, tuple[str, str]]:
+    """Each kind of secret gitops-mail handles: (text that holds it, a run of it that must go)."""
+    plain = render_users(UserDB((User("ana", Plain(b"hunter2-plain"), 0),))).decode()
+    scrypt = hash_password("hunter2", log_n=4, salt=b"0123456789abcdef")
+    hashed = render_users(UserDB((User("bo", scrypt, 0),))).decode()
+    dkim = PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY")
+    return {
+        "password": ("login failed for ana with password=hunter2-pass", "hunter2-pass"),
+        "plain users file": (plain, "hunter2-plain"),
+        "scrypt salt": (hashed, "0123456789abcdef"),
+        "tls key": (PEM, PEM_BODY),
+        "dkim key": (dkim, PEM_BODY),
+    }
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "console"])
+@pytest.mark.parametrize("kind", sorted(_secret_kinds()))
+def test_the_configured_chain_hides_every_secret_in_fields_and_exceptions(
+    capsys: pytest.CaptureFixture[str], kind: str, as_json: bool
+) -> None:
+    # The chain the daemon and the CLI really run (logs.configure), not one built here:
+    # redaction must see tracebacks as text, and nothing may render before it.
+    text, secret = _secret_kinds()[kind]
+    logs.configure(json=as_json)
+    log = logs.get_logger("gitops_mail.daemon")
+    log.info("event", detail=text, nested={"why": [text]})
+    try:
+        raise CommandError(["chasquid-util", text], 1, text, text, "")
+    except CommandError:
+        log.exception("failed", revision="1a2b3c4")
+    logging.getLogger("some.library").error("library says %s", text)
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("1a2b3c4") == 1  # the exception's event itself was written
+    assert "CommandError" in err  # with its traceback
+
+
 def test_loggers_made_before_configure_follow_it(capsys: pytest.CaptureFixture[str]) -> None:
     early = logs.get_logger("gitops_mail.early")
     logs.configure(json=True, level="warning")
@@ -346,3 +384,67 @@ def test_importing_the_module_does_not_import_structlog() -> None:
         cwd=Path(__file__).parents[2],
     )
     assert done.stdout == "False\n"
+
+
+def _log_to_file(tmp_path: Path, journal: bool) -> list[str]:
+    """Run a child that logs an error, a warning and an info line to a file as its stderr."""
+    err = tmp_path / "stderr"
+    code = (
+        "import logging\n"
+        "from gitops_mail import logs\n"
+        "logs.configure(json=True, level='debug')\n"
+        "log = logs.get_logger('gitops_mail.daemon')\n"
+        "log.error('reconcile.failed', revision='1a2b3c4')\n"
+        "log.warning('backoff')\n"
+        "log.info('reconcile.done')\n"
+        "log.debug('detail')\n"
+        "logging.getLogger('watchdog').error('library error')\n"
+    )
+    with err.open("wb") as stream:
+        info = Path(stream.name).stat()
+        env = {"PATH": "/usr/bin:/bin"}
+        if journal:
+            env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+        subprocess.run([sys.executable, "-c", code], stderr=stream, env=env, check=True)
+    return err.read_text().splitlines()
+
+
+def test_under_journald_each_line_carries_its_syslog_priority(tmp_path: Path) -> None:
+    lines = _log_to_file(tmp_path, journal=True)
+    assert [line[:3] for line in lines] == ["<3>", "<4>", "<6>", "<7>", "<3>"]
+    events = [json.loads(line[3:]) for line in lines]
+    assert [e["event"] for e in events] == [
+        "reconcile.failed",
+        "backoff",
+        "reconcile.done",
+        "detail",
+        "library error",
+    ]
+
+
+def test_elsewhere_lines_are_plain_json(tmp_path: Path) -> None:
+    lines = _log_to_file(tmp_path, journal=False)
+    assert [json.loads(line)["level"] for line in lines] == [
+        "error",
+        "warning",
+        "info",
+        "debug",
+        "error",
+    ]
+
+
+class _Terminal:
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert logs.use_colour(_Terminal()) is True  # type: ignore[arg-type]
+    assert logs.use_colour(io.StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert logs.use_colour(_Terminal()) is False  # type: ignore[arg-type]

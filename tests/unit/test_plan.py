@@ -526,7 +526,7 @@ def test_a_first_plan_starts_from_nothing() -> None:
 
 def test_problems_of_the_new_revision_travel_with_the_plan() -> None:
     new = state({ALIASES_PATH: ALIASES + "broken\n"})
-    p = make_plan(state({}, "a"), new, tuple(validate(new)))
+    p = make_plan(state({}, "a"), new, tuple(validate(new, policy=None)))
     assert p.has_errors
     assert [pr.code for pr in p.problems] == ["aliases.syntax"]
     assert json.loads(report.plan_json(p))["valid"] is False

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from support.repo import snapshot
 
 from gitops_mail.core.certs import CertMaterial
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.snapshot import MODE_EXEC, MODE_FILE, MODE_SYMLINK, Entry
 from gitops_mail.core.state import State, load_state
@@ -21,6 +22,7 @@ CONF = b'hostname: "mail.example.com"\n'
 ALIASES = b"postmaster: you@gmail.com\n"
 USERS = b'users: {\n  key: "i"\n  value: {\n    plain: { password: "x" }\n  }\n}\n'
 HOOK = b"#!/bin/sh\nexit 0\n"
+HOOKS_ALLOWED = HostPolicy(repo_hooks=True)
 
 
 def manifest(*, hooks: bool) -> bytes:
@@ -63,6 +65,7 @@ def test_a_full_state_renders_every_file_with_its_mode_owner_and_group() -> None
             hooks=True,
         ),
         {"mail.example.com": cert("mail.example.com")},
+        policy=HOOKS_ALLOWED,
     )
     assert tree == {
         "chasquid.conf": FileSpec(CONF, 0o644, "root", "root"),
@@ -103,9 +106,16 @@ def test_hooks_are_left_out_when_the_manifest_does_not_allow_them() -> None:
     assert sorted(tree) == ["chasquid.conf", "domains/example.com/aliases"]
 
 
-def test_hooks_are_0755_when_the_manifest_allows_them() -> None:
-    tree = render_tree(state({"chasquid/hooks/post-data": Entry(HOOK, MODE_EXEC)}, hooks=True), {})
+def test_hooks_are_0755_when_the_manifest_and_the_host_allow_them() -> None:
+    hooked = state({"chasquid/hooks/post-data": Entry(HOOK, MODE_EXEC)}, hooks=True)
+    tree = render_tree(hooked, {}, policy=HOOKS_ALLOWED)
     assert tree["hooks/post-data"] == FileSpec(HOOK, 0o755, "root", "root")
+
+
+def test_hooks_are_left_out_unless_the_hosts_policy_allows_them() -> None:
+    hooked = state({"chasquid/hooks/post-data": Entry(HOOK, MODE_EXEC)}, hooks=True)
+    assert sorted(render_tree(hooked, {})) == ["chasquid.conf"]
+    assert sorted(render_tree(hooked, {}, policy=HostPolicy())) == ["chasquid.conf"]
 
 
 def test_only_regular_files_directly_in_hooks_are_installed() -> None:
@@ -119,6 +129,7 @@ def test_only_regular_files_directly_in_hooks_are_installed() -> None:
             hooks=True,
         ),
         {},
+        policy=HOOKS_ALLOWED,
     )
     assert sorted(p for p in tree if p.startswith("hooks/")) == ["hooks/post-data"]
 
@@ -232,10 +243,11 @@ _DOMAIN_FILES = st.dictionaries(
 @given(
     domains=st.dictionaries(_LABEL.map(lambda s: f"{s}.example"), _DOMAIN_FILES, max_size=4),
     hooks=st.booleans(),
+    repo_hooks=st.booleans(),
     hook_mode=st.sampled_from([MODE_FILE, MODE_EXEC]),
 )
 def test_every_rendered_file_follows_the_mode_rules(
-    domains: dict[str, dict[str, bytes]], hooks: bool, hook_mode: int
+    domains: dict[str, dict[str, bytes]], hooks: bool, repo_hooks: bool, hook_mode: int
 ) -> None:
     files: dict[str, Entry] = {
         "gitops-mail.yaml": Entry(manifest(hooks=hooks)),
@@ -245,11 +257,12 @@ def test_every_rendered_file_follows_the_mode_rules(
         files[f"chasquid/domains/{name}/.gitkeep"] = Entry(b"")
         for file, data in domain_files.items():
             files[f"chasquid/domains/{name}/{file}"] = Entry(data)
-    tree = render_tree(load_state(snapshot(base=files, name="fuzz")), {})
+    policy = HostPolicy(repo_hooks=repo_hooks)
+    tree = render_tree(load_state(snapshot(base=files, name="fuzz")), {}, policy=policy)
     expected_domains = {f"domains/{n}/aliases" for n in domains} | {
         f"domains/{n}/{f}" for n, fs in domains.items() for f in fs if f != "other"
     }
-    expected_hooks = {"hooks/post-data"} if hooks else set()
+    expected_hooks = {"hooks/post-data"} if hooks and repo_hooks else set()
     assert set(tree) == expected_domains | expected_hooks
     for path, spec in tree.items():
         if path.endswith("/users"):
@@ -272,7 +285,7 @@ def test_no_manifest_means_no_hooks() -> None:
             "chasquid/hooks/post-data": Entry(HOOK, MODE_EXEC),
         }
     )
-    assert sorted(render_tree(load_state(no_manifest), {})) == [
+    assert sorted(render_tree(load_state(no_manifest), {}, policy=HOOKS_ALLOWED)) == [
         "chasquid.conf",
         "domains/example.com/aliases",
     ]

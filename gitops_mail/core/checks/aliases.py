@@ -150,7 +150,8 @@ def _pipe(command: str, site: _Site, allow_pipes: bool) -> list[Problem]:
                 f"alias {name!r} pipes mail to a command ({command!r}), "
                 "and pipe aliases are not enabled",
                 "set `chasquid.pipe_aliases: true` in gitops-mail.yaml to allow them "
-                "(the command runs as chasquid's user)",
+                "(the command runs as chasquid's user); the host's policy must allow them too "
+                "(policy.pipe_aliases)",
             )
         ]
     program = _FIELDS.split(command)[0]

@@ -1,7 +1,8 @@
 """Checks across files: the manifest against the chasquid tree.
 
-Hooks are allowed only when the manifest says so, every domain is known to
-both, the hostname has a certificate, and every domain has a postmaster.
+Hooks are allowed only when the manifest says so (and the host's policy, judged
+in ``policy``, allows them), every domain is known to both, the hostname has a
+certificate, and every domain has a postmaster.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def _hooks(state: State) -> Iterator[P.Problem]:
                 None,
                 "hooks.not-allowed",
                 "hooks run programs on the server, and the manifest does not allow them",
-                "set `chasquid: {hooks: true}` in gitops-mail.yaml, or remove the hook",
+                "set `chasquid: {hooks: true}` in gitops-mail.yaml (the host's policy must "
+                "allow them too: policy.repo_hooks), or remove the hook",
             )
         elif allowed and not entry.is_executable:
             yield P.error(

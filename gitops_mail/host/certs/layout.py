@@ -9,6 +9,7 @@ acme.sh (``_initpath`` in acme.sh): ``$CERT_HOME/<domain>`` for an RSA key,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from gitops_mail.core.manifest.model import MANIFEST_PATH, CertificateSource
@@ -44,14 +45,16 @@ def fix(source: CertificateSource) -> str:
     return f"check {where(source)}"
 
 
-def directory(source: CertificateSource, path: Path) -> str:
+def directory(source: CertificateSource, path: Path, may_look: Callable[[Path], bool]) -> str:
+    """What to say of a missing directory; ``may_look``: whether the policy lets us look
+    at a place (an acme.sh ``_ecc`` sibling)."""
     if source.kind == "certbot":
         return (
             f"fix {where(source)}: certbot keeps certificates in /etc/letsencrypt/live/<name> "
             "(certbot certificates lists them)"
         )
     ecc = path.with_name(path.name + ACME_ECC_SUFFIX)
-    if ecc.is_dir():
+    if may_look(ecc) and ecc.is_dir():
         return f"acme.sh keeps an ECDSA certificate in {ecc}: fix {where(source)}"
     return (
         f"fix {where(source)}: acme.sh keeps a certificate in ~/.acme.sh/<domain>, "

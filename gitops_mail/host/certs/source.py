@@ -8,13 +8,17 @@ reads and checks one source and returns the chain and key chasquid gets as
 ``certs/<name>/{fullchain,privkey}.pem``; every failure is a
 ``CertificateError`` naming the certificate, the file and what is wrong.
 Key bytes never appear in a message, a repr or a traceback.
+
+Only paths this host's policy allows are touched (``allowed``): a path
+outside ``policy.certificate_dirs``, as named or as resolved, is refused
+before any stat or open, with the same words whether it exists or not.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,9 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gitops_mail.core.certs import CertMaterial
+from gitops_mail.core.checks.policy import HINT, REFUSED
 from gitops_mail.core.manifest.model import MANIFEST_PATH, CertificateSource
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.problems import Problem, error, warning
 from gitops_mail.errors import GitopsMailError
+from gitops_mail.host.certs import allowed as certpolicy
 from gitops_mail.host.certs import layout as hints
 from gitops_mail.host.certs.layout import source_paths
 
@@ -62,13 +69,18 @@ class CertificateError(GitopsMailError):
         return error(MANIFEST_PATH, self.line, self.code, self.message, self.hint)
 
 
-def load_certificate(source: CertificateSource, *, now: datetime | None = None) -> CertMaterial:
-    """Read and check one source; raise ``CertificateError`` on the first thing wrong."""
-    if source.kind != "files":
-        _check_directory(source)
+def load_certificate(
+    source: CertificateSource, *, policy: HostPolicy, now: datetime | None = None
+) -> CertMaterial:
+    """Read and check one source, if ``policy`` allows its paths; raise ``CertificateError``
+    on the first thing wrong."""
+    dirs = policy.certificate_dirs
     chain_path, key_path = source_paths(source)
-    chain = _load_chain(source, chain_path, _read(source, "fullchain", chain_path))
-    key = _load_key(source, key_path, _read(source, "key", key_path))
+    _check_allowed(source, dirs, chain_path, key_path)
+    if source.kind != "files":
+        _check_directory(source, dirs)
+    chain = _load_chain(source, chain_path, _read(source, "fullchain", chain_path, dirs))
+    key = _load_key(source, key_path, _read(source, "key", key_path, dirs))
     _check_pair(source, chain_path, key_path, chain, key)
     leaf = chain[0]
     if leaf.not_valid_after_utc <= (now or datetime.now(UTC)):
@@ -155,22 +167,41 @@ def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.lower() for name in names))
 
 
-def _check_directory(source: CertificateSource) -> None:
+def _check_allowed(
+    source: CertificateSource, dirs: Sequence[str], chain_path: Path, key_path: Path
+) -> None:
+    for what, path in certpolicy.named_paths(source, chain_path, key_path):
+        if not certpolicy.allowed(path, dirs):
+            raise _refused(source, what, path)
+
+
+def _refused(source: CertificateSource, what: str, path: str) -> CertificateError:
+    """The same words for every refused path: nothing about what is there, if anything."""
+    hint = HINT.format(setting="certificate_dirs")
+    return CertificateError(
+        source, Path(path), "policy.certificate-dirs", f"{what} {path} {REFUSED}", hint
+    )
+
+
+def _check_directory(source: CertificateSource, dirs: Sequence[str]) -> None:
     directory = Path(source.directory or "")
     if directory.is_dir():
         return
     what = "does not exist" if not directory.exists() else "is not a directory"
-    hint = hints.directory(source, directory)
+    hint = hints.directory(source, directory, lambda path: certpolicy.allowed(str(path), dirs))
     raise CertificateError(source, directory, "cert.missing", f"directory {directory} {what}", hint)
 
 
-def _read(source: CertificateSource, role: str, path: Path) -> bytes:
-    """The bytes of one source file (symlinks followed), or a ``CertificateError``."""
+def _read(source: CertificateSource, role: str, path: Path, dirs: Sequence[str]) -> bytes:
+    """The bytes of one source file (symlinks followed, the file opened still inside
+    ``dirs``), or a ``CertificateError``."""
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             raise _bad_file(source, role, path, "is not a regular file", hints.fix(source))
         with path.open("rb") as file:
+            if not certpolicy.opened_allowed(file.fileno(), dirs):
+                raise _refused(source, f"{role} file", certpolicy.named(source, role, path))
             data = file.read(MAX_FILE_SIZE + 1)
     except FileNotFoundError:
         raise _missing(source, role, path) from None
