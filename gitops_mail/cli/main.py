@@ -294,7 +294,6 @@ def _check(sub: Subparsers) -> None:
         help="check a checkout's revision (DNS only) instead of what is live on this host",
     )
     p.add_argument("--rev", default="HEAD", help="with --repo: the revision (default: HEAD)")
-    config_option(p, "host settings file")
 
 
 def _resolver_address(text: str) -> str:
@@ -310,6 +309,7 @@ def _send_test(sub: Subparsers) -> None:
         "sendtest",
         "submit a test message with AUTH over TLS; show banner, TLS, certificate and answers "
         "(password: $GITOPS_MAIL_PASSWORD or a prompt)",
+        config="host settings file, to find this host's hostname",
     )
     p.add_argument("--from", dest="from_", required=True, metavar="ADDR", help="sender")
     p.add_argument("--to", required=True, metavar="ADDR", help="recipient")
@@ -329,7 +329,6 @@ def _send_test(sub: Subparsers) -> None:
         action="store_true",
         help="do not verify the certificate (a test server with a self-signed one)",
     )
-    config_option(p, "host settings file, to find this host's hostname")
 
 
 def _supervise(sub: Subparsers) -> None:

@@ -18,7 +18,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_the_resolver_must_be_an_address(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["check", "--resolver", "dns.example"])
-    assert exited.value.code == 2
+    assert exited.value.code == 64  # EX_USAGE, as every usage error
     assert capsys.readouterr().err.splitlines()[-1] == (
         "gitops-mail check: error: argument --resolver: 'dns.example' is not an IP address"
         " (e.g. --resolver 9.9.9.9)"
