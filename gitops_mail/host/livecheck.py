@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from gitops_mail.core.dns import check, want
+from gitops_mail.core.dns import check, records, want
+from gitops_mail.core.dns.answer import Answer, SpfEval
 from gitops_mail.core.dns.findings import ERROR, Finding
 from gitops_mail.core.dns.zone import ZONE_DIR, ZONE_SUFFIX, render_zones, zone_path
 from gitops_mail.core.snapshot import Snapshot
@@ -48,11 +49,11 @@ def local_dkim_keys(snapshot: Snapshot, path: str, selectors: Sequence[str]) -> 
     """
     data = snapshot.data(path)
     origin = _origin(path)
-    records = zonefile.records(data, origin, path) if data is not None else {}
+    committed = zonefile.records(data, origin, path) if data is not None else {}
     keys: dict[str, str | None] = {}
     for selector in selectors:
-        values = records.get((f"{selector}._domainkey.{origin}.".lower(), "TXT"), ())
-        found = [check.tags(v)["p"] for v in values if "p" in check.tags(v)]
+        values = committed.get((f"{selector}._domainkey.{origin}.".lower(), "TXT"), ())
+        found = [records.tags(v)["p"] for v in values if "p" in records.tags(v)]
         keys[selector] = "".join(found[0].split()) if found else None
     return keys
 
@@ -89,13 +90,13 @@ def _dns(client: Client, desired: want.Desired) -> list[Finding]:
 
 
 def _spf(
-    client: Client, desired: want.Desired, resolved: dict[want.Question, check.Answer]
-) -> dict[str, check.SpfEval]:
+    client: Client, desired: want.Desired, resolved: dict[want.Question, Answer]
+) -> dict[str, SpfEval]:
     """pyspf's evaluation of each domain that publishes exactly one SPF record."""
     domains = [
         d.name
         for d in desired.domains
-        if len(check.spf_records(resolved.get((d.fqdn, "TXT"), check.Answer()))) == 1
+        if len(records.spf_records(resolved.get((d.fqdn, "TXT"), Answer()))) == 1
     ]
     if not domains:
         return {}

@@ -23,7 +23,7 @@ pytest.register_assert_rewrite("check_fixtures")
 from check_fixtures import SELECTOR, Published, dkim_key, dkim_record, problems  # noqa: E402
 from dns_fixtures import DnsServer  # noqa: E402
 
-from gitops_mail.core.dns.check import key_id  # noqa: E402
+from gitops_mail.core.dns.records import key_id  # noqa: E402
 
 pytest_plugins = ["apply_fixtures", "dns_fixtures", "check_fixtures"]
 

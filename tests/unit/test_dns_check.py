@@ -1,21 +1,13 @@
-"""Live DNS answers judged against what DNS should say (core.dns.check), without a network."""
+"""Live DNS answers judged against what DNS should say (core.dns), without a network."""
 
 from __future__ import annotations
 
 from support.repo import snapshot
 
 from gitops_mail.core.dns import findings as fnd
-from gitops_mail.core.dns.check import (
-    Answer,
-    Expect,
-    SpfEval,
-    expectations,
-    key_id,
-    settle,
-    tags,
-    unchecked,
-    verdict,
-)
+from gitops_mail.core.dns.answer import Answer, Expect, SpfEval
+from gitops_mail.core.dns.check import expectations, settle, unchecked, verdict
+from gitops_mail.core.dns.records import key_id, tags
 from gitops_mail.core.dns.want import Desired, DomainWant, desired, questions
 from gitops_mail.core.state import load_state
 

@@ -21,7 +21,7 @@ import dns.exception
 import dns.resolver
 import spf as pyspf
 
-from gitops_mail.core.dns.check import SpfEval
+from gitops_mail.core.dns.answer import SpfEval
 from gitops_mail.host.dns.query import Client
 
 NOWHERE = "240.0.0.1"  # reserved (RFC 1112, class E): no policy authorises it

@@ -24,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from gitops_mail.core.dns.check import Answer
+from gitops_mail.core.dns.answer import Answer
 from gitops_mail.core.dns.want import Question
 from gitops_mail.errors import UsageError
 from gitops_mail.host.dns.zonefile import rdata_text
