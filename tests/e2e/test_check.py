@@ -272,3 +272,22 @@ def test_a_checkout_is_checked_against_dns_only(published: Callable[..., Publish
     assert [f for f in doc["findings"] if f["check"] == "tls"] == []
     assert problems(doc) == []
     assert doc["revision"] == host.box.tip()
+
+
+def test_an_spf_policy_past_ten_lookups_is_counted_as_receivers_count_it(
+    published: Callable[..., Published],
+) -> None:
+    host = published()
+    hosts = [f"a{i}.example.test" for i in range(1, 12)]
+    terms = " ".join(f"a:{name}" for name in hosts)
+    zone = broken(host.served_zone, INCLUDED, f"v=spf1 {terms} ip6:2001:db8::7 -all")
+    for i, name in enumerate(hosts, 100):  # no void lookup: each name has both families
+        zone += f"{name}. IN A 192.0.2.{i}\n{name}. IN AAAA 2001:db8::{i}\n"
+    host.serve(zone=zone)
+    code, doc = host.check()
+    expected = (
+        "permerror for 2001:db8::7 (SPF Permanent Error: Too many DNS lookups);"
+        " needs 12 DNS lookups; receivers give up after 10"
+    )
+    assert problems(doc) == [("spf", "example.test", "error", expected + AGREE)]
+    assert code == 1
