@@ -50,6 +50,7 @@ NSD_CONTROL = "/usr/sbin/nsd-control"
 NS_LABEL = "ns-gitops-test"
 PATTERN = "gitops-test"
 START_TIMEOUT = 10.0
+STEADY = 20  # answers in a row that make a reload done (see DnsServer._steady)
 TTL = 300
 
 CONFIG = """\
@@ -153,13 +154,13 @@ class DnsServer:
         else:
             self._control("addzone", origin, PATTERN)
         self.serials[origin] = serial
-        poll(lambda: self._serial(origin) == serial, 10, f"{origin} served with serial {serial}")
+        poll(lambda: self._steady(lambda: self._serial(origin) == serial), 10, f"{origin} served")
 
     def remove_zone(self, origin: str) -> None:
         origin = origin.rstrip(".").lower()
         self._control("delzone", origin)
         del self.serials[origin]
-        poll(lambda: self._refused(origin), 10, f"{origin} no longer served")
+        poll(lambda: self._steady(lambda: self._refused(origin)), 10, f"{origin} no longer served")
 
     def ask(self, name: str, rtype: str) -> list[str]:
         """The records this server answers for ``name`` (rdata as text, sorted)."""
@@ -177,6 +178,16 @@ class DnsServer:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(rrset[0].serial)
         return None
+
+    @staticmethod
+    def _steady(answered: Callable[[], bool]) -> bool:
+        """``answered()`` holds for STEADY queries in a row.
+
+        A reload starts new server processes while the old one may still
+        answer the queries already queued on the shared socket: one new
+        answer does not mean the old data is gone.
+        """
+        return all(answered() for _ in range(STEADY))
 
     def _refused(self, origin: str) -> bool:
         response = self._query(origin + ".", "SOA")
