@@ -285,7 +285,8 @@ def _check(sub: Subparsers) -> None:
     p.add_argument(
         "--resolver",
         type=_resolver_address,
-        help="ask this resolver (an IP address) instead of this host's",
+        metavar="IP",
+        help="ask this resolver instead of this host's (/etc/resolv.conf)",
     )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
