@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gitops_mail.daemon.status import StatusFile
 
 FIRST_CHECK_S = 300.0  # after the start: the start-up pass and a restart's first minutes go first
+STOP_WAIT_S = 2.0  # a run still asking DNS at shutdown is left to end with the process
 log = logs.get_logger("gitops_mail.daemon")
 
 
@@ -78,9 +79,10 @@ class PeriodicCheck:
             self._thread.start()
 
     def stop(self) -> None:
+        """No new run; a run under way only reads, so the daemon does not wait long for it."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=STOP_WAIT_S)
 
     def _loop(self) -> None:
         delay = min(FIRST_CHECK_S, self.settings.check_interval)
