@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 def serve(settings: hostsettings.HostSettings) -> int:
     from gitops_mail import logs  # noqa: PLC0415 - the daemon's imports, only for the daemon
     from gitops_mail.daemon.afterpass import build_hooks  # noqa: PLC0415
+    from gitops_mail.daemon.livecheck import PeriodicCheck  # noqa: PLC0415
     from gitops_mail.daemon.metrics import Metrics  # noqa: PLC0415
     from gitops_mail.daemon.worker import Daemon  # noqa: PLC0415
 
@@ -70,8 +71,11 @@ def serve(settings: hostsettings.HostSettings) -> int:
         with hold_pid_file(settings.state_dir), wakeup_pipe() as signals:
             daemon = Daemon(settings, hooks=build_hooks(settings, metrics), notify=notifier.send)
             daemon.start()
+            checker = PeriodicCheck(settings, daemon.status, metrics)
+            checker.start()
             code = _main_loop(daemon, signals, notifier)
             notifier.send("STOPPING=1")
+            checker.stop()
             daemon.stop()
     finally:
         if exporter is not None:

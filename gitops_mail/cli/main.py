@@ -310,6 +310,64 @@ def _reconcile_now(sub: Subparsers) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
 
 
+def _check(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "check",
+        "check",
+        "compare live DNS (MX, A/AAAA, PTR, SPF, DKIM, DMARC, MTA-STS, TLS-RPT) and the "
+        "certificates served on 25, 465 and 587 with the repo (exit 0: all good, 1: problems)",
+    )
+    p.add_argument(
+        "--resolver",
+        type=_resolver_address,
+        metavar="IP",
+        help="ask this resolver instead of this host's (/etc/resolv.conf)",
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.add_argument(
+        "--repo",
+        help="check a checkout's revision (DNS only) instead of what is live on this host",
+    )
+    p.add_argument("--rev", default="HEAD", help="with --repo: the revision (default: HEAD)")
+
+
+def _resolver_address(text: str) -> str:
+    from gitops_mail.cli.check import resolver_address  # noqa: PLC0415 - start-up time
+
+    return resolver_address(text)
+
+
+def _send_test(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "send-test",
+        "sendtest",
+        "submit a test message with AUTH over TLS; show banner, TLS, certificate and answers "
+        "(password: $GITOPS_MAIL_PASSWORD or a prompt)",
+        config="host settings file, to find this host's hostname",
+    )
+    p.add_argument("--from", dest="from_", required=True, metavar="ADDR", help="sender")
+    p.add_argument("--to", required=True, metavar="ADDR", help="recipient")
+    p.add_argument("--server", help="host to submit to (default: this host's chasquid hostname)")
+    p.add_argument(
+        "--port", type=int, default=587, help="465: TLS on connect; 587 (default): STARTTLS"
+    )
+    p.add_argument(
+        "--tls",
+        choices=("starttls", "implicit"),
+        help="how TLS starts on another port (default: implicit on 465, else starttls)",
+    )
+    p.add_argument("--user", help="the login (default: the --from address)")
+    p.add_argument("--ca-file", help="verify the certificate against this CA file")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the certificate (a test server with a self-signed one)",
+    )
+
+
 def _supervise(sub: Subparsers) -> None:
     _add(
         sub,
@@ -338,6 +396,8 @@ _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "hook": _hook,
     "daemon": _daemon,
     "reconcile-now": _reconcile_now,
+    "check": _check,
+    "send-test": _send_test,
     "supervise": _supervise,
 }
 

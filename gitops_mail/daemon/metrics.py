@@ -26,10 +26,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
+from gitops_mail.core.dns.findings import CHECKS
+from gitops_mail.core.dns.findings import STATUSES as CHECK_STATUSES
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from gitops_mail.apply.transaction import Outcome
+    from gitops_mail.core.dns.findings import Finding
     from gitops_mail.host.livefs.scan import Drift
 
 NAMESPACE = "gitops_mail"
@@ -37,6 +42,7 @@ RESULTS = ("applied", "unchanged", "failed", "invalid", "error", "superseded")
 SUCCESSES = ("applied", "unchanged")
 COMMIT_BACK_RESULTS = ("committed", "pushed", "unchanged", "superseded", "rejected", "failed")
 DRIFT_KINDS = ("modified", "missing", "foreign")
+
 SHORT = 7  # hex digits of a revision in a label, as in `git log --oneline`
 # A reconcile with nothing to do takes milliseconds; one with probes, up to the probe deadline.
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -84,6 +90,7 @@ class Metrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self._check_metrics(r)
         for result in RESULTS:
             self.reconciles.labels(result=result)
         for result in COMMIT_BACK_RESULTS:
@@ -150,6 +157,43 @@ class Metrics:
     def observe_commit_back(self, result: str) -> None:
         """One commit-back attempt ended with ``result`` (one of ``COMMIT_BACK_RESULTS``)."""
         self.commit_back.labels(result=_known(result, COMMIT_BACK_RESULTS)).inc()
+
+    def _check_metrics(self, r: CollectorRegistry) -> None:
+        self.check_findings = Gauge(
+            "check_findings",
+            "Findings of the last live check (gitops-mail check) by check and status.",
+            ["check", "status"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.check_last_run = Gauge(
+            "check_last_run_timestamp_seconds",
+            "Unix time the last live check ended.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.check_duration = Gauge(
+            "check_duration_seconds",
+            "Wall time of the last live check.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for check in CHECKS:
+            for status in CHECK_STATUSES:
+                self.check_findings.labels(check=check, status=status)
+
+    def observe_check(
+        self, findings: Sequence[Finding], duration_s: float, *, at: float | None = None
+    ) -> None:
+        """A live check ended with these findings."""
+        counted = {(c, s): 0 for c in CHECKS for s in CHECK_STATUSES}
+        for finding in findings:
+            key = (_known(finding.check, CHECKS), _known(finding.status, CHECK_STATUSES))
+            counted[key] += 1
+        for (check, status), count in counted.items():
+            self.check_findings.labels(check=check, status=status).set(count)
+        self.check_duration.set(max(duration_s, 0.0))
+        self.check_last_run.set(time.time() if at is None else at)
 
     def render(self) -> bytes:
         """The Prometheus text exposition format (version 0.0.4)."""

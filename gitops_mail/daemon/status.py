@@ -113,7 +113,17 @@ def status_lines(state_dir: Path) -> list[str]:
         lines.append(f"daemon:   last commit-back {doc['commit_back']}")
     if doc.get("next_poll"):
         lines.append(f"daemon:   next poll {doc['next_poll']}")
-    return lines
+    return lines + _check_lines(doc.get("check"))
+
+
+def _check_lines(check: Any) -> list[str]:
+    """The daemon's last live check (``gitops-mail check``), as it changed last."""
+    if not isinstance(check, dict):
+        return []
+    errors, warnings = check.get("errors", 0), check.get("warnings", 0)
+    verdict = "all good" if not errors and not warnings else f"{errors} errors, {warnings} warnings"
+    lines = [f"check:    {verdict} (since {check.get('since')})"]
+    return lines + [f"check:    {problem}" for problem in check.get("problems", [])]
 
 
 def status_line(revision: str | None, result: str, message: str, live: str | None) -> str:

@@ -65,6 +65,7 @@ SCHEMA: dict[str, Any] = {
         "state_dir": _PATH,
         "poll_interval": {"type": "number", "exclusiveMinimum": 0},
         "probe_deadline": {"type": "number", "exclusiveMinimum": 0},
+        "check_interval": {"type": "number", "minimum": 0},
         "metrics_address": {"type": ["string", "null"], "minLength": 1},
         "commit_back": {"type": "boolean"},
         "policy": _POLICY,
@@ -116,6 +117,7 @@ class HostSettings:
     state_dir: Path = Path("/var/lib/gitops-mail")
     poll_interval: float = 60.0
     probe_deadline: float = 10.0
+    check_interval: float = 21600.0  # the daemon's `gitops-mail check` every 6 h; 0: never
     metrics_address: str | None = None  # e.g. 127.0.0.1:9187; off unless set
     commit_back: bool = True  # the daemon commits generated files (dns/*.zone) to the branch
     chasquid: ChasquidSettings = ChasquidSettings()
@@ -223,6 +225,7 @@ def _settings(path: Path, raw: Any) -> HostSettings:
         state_dir=Path(raw.get("state_dir", "/var/lib/gitops-mail")),
         poll_interval=float(raw.get("poll_interval", 60)),
         probe_deadline=float(raw.get("probe_deadline", 10)),
+        check_interval=float(raw.get("check_interval", 21600)),
         metrics_address=raw.get("metrics_address"),
         commit_back=bool(raw.get("commit_back", True)),
         chasquid=chasquid,

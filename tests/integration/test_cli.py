@@ -108,6 +108,7 @@ ARGS = {
     "hooks": ["install", "repo"],
     "hook": ["pre-receive"],
     "dkim": ["export", "example.com", "s2026"],
+    "send-test": ["--from", "a@example.com", "--to", "b@example.com"],
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
+from gitops_mail.core.dns.findings import CHECKS, STATUSES, Finding
 from gitops_mail.core.plan.model import Action, Plan
 from gitops_mail.daemon.metrics import (
     COMMIT_BACK_RESULTS,
@@ -176,15 +177,34 @@ def test_free_text_is_refused_as_a_label(metrics: Metrics, call: object) -> None
     assert b"hunter2" not in metrics.render()
 
 
+def test_a_check_is_counted_by_check_and_status_and_nothing_else_is_a_label(
+    metrics: Metrics,
+) -> None:
+    found = [
+        Finding("mx", "example.com", "ok", "points at mail.example.com"),
+        Finding("tls", "465 (TLS)", "error", "expired on 2020-01-01"),
+        Finding("tls", "25 (STARTTLS)", "error", "expired on 2020-01-01"),
+    ]
+    metrics.observe_check(found, 0.25, at=1_700_000_000.0)
+    text = metrics.render().decode()
+    assert value(samples(text), "check_findings", check="tls", status="error") == 2
+    assert value(samples(text), "check_findings", check="mx", status="ok") == 1
+    assert value(samples(text), "check_findings", check="spf", status="error") == 0
+    assert value(samples(text), "check_last_run_timestamp_seconds") == 1_700_000_000.0
+    with pytest.raises(ValueError, match="unknown metric label value"):
+        metrics.observe_check([Finding("whois", "x", "ok", "")], 0.1)
+
+
 def test_no_secret_reaches_a_scrape(metrics: Metrics) -> None:
     secret = "hunter2-AUTH-PLAIN-AHVzZXI"
     metrics.observe_failure(InvalidConfig(f"users: salt {secret}"), 0.1)
     metrics.observe_failure(GitopsMailError(f"push to https://u:{secret}@h/ failed"), 0.1)
     metrics.observe_outcome(outcome("applied"), 0.2)
     metrics.observe_commit_back("failed")
+    metrics.observe_check([Finding("dkim", f"s._domainkey {secret}", "error", secret)], 0.5)
     text = metrics.render().decode()
     assert secret not in text
-    allowed = {*RESULTS, *COMMIT_BACK_RESULTS, *DRIFT_KINDS, "1a2b3c4"}
+    allowed = {*RESULTS, *COMMIT_BACK_RESULTS, *DRIFT_KINDS, *CHECKS, *STATUSES, "1a2b3c4"}
     for _, labels in samples(text):
         for key, label in labels:
             assert key == "le" or label in allowed, (key, label)

@@ -17,8 +17,8 @@ from gitops_mail.host.settings import ChasquidSettings, HostSettings
 FILE = Path("/etc/gitops-mail/gitops-mail.yaml")
 HEAD = "the host settings are invalid:\n"
 TOP_KEYS = (
-    "branch, chasquid, commit_back, limits, metrics_address, policy, poll_interval, "
-    "probe_deadline, remote, repo, state_dir"
+    "branch, chasquid, check_interval, commit_back, limits, metrics_address, policy, "
+    "poll_interval, probe_deadline, remote, repo, state_dir"
 )
 CHASQUID_KEYS = (
     "args, binary, config_dir, reload_strategy, restart_command, service, unit, user, util"
@@ -45,6 +45,7 @@ def test_only_repo_is_required_and_everything_else_has_its_default() -> None:
         state_dir=Path("/var/lib/gitops-mail"),
         poll_interval=60.0,
         probe_deadline=10.0,
+        check_interval=21600.0,
         chasquid=ChasquidSettings(
             config_dir=Path("/etc/chasquid"),
             binary=Path("/usr/bin/chasquid"),
@@ -149,6 +150,7 @@ branch: production
 state_dir: /srv/state
 poll_interval: 2.5
 probe_deadline: 3
+check_interval: 3600
 chasquid:
   config_dir: /srv/chasquid
   binary: /opt/chasquid
@@ -168,6 +170,7 @@ chasquid:
         state_dir=Path("/srv/state"),
         poll_interval=2.5,
         probe_deadline=3.0,
+        check_interval=3600.0,
         chasquid=ChasquidSettings(
             config_dir=Path("/srv/chasquid"),
             binary=Path("/opt/chasquid"),
@@ -317,6 +320,13 @@ def test_an_empty_file() -> None:
     assert invalid("") == HEAD + f"{FILE}: the file is empty\n    hint: write the settings"
 
 
+def test_check_interval_zero_turns_the_periodic_check_off_and_a_negative_one_is_refused() -> None:
+    assert hostsettings.parse(b"repo: /r\ncheck_interval: 0\n", FILE).check_interval == 0.0
+    assert invalid("repo: /r\ncheck_interval: -1\n") == (
+        HEAD + f"{FILE}:2: At 'check_interval': -1 is less than the minimum 0"
+    )
+
+
 def test_a_syntax_error_has_its_line() -> None:
     message = invalid("repo: /r\nchasquid:\n  service: [systemd\n")
     assert message.startswith(HEAD + f"{FILE}:4:1: invalid YAML: ")
@@ -330,7 +340,10 @@ _VALUES = st.one_of(
     st.lists(st.text(max_size=4), max_size=2),
 )
 _KEYS = st.sampled_from(
-    ["repo", "remote", "branch", "state_dir", "poll_interval", "probe_deadline", "x"]
+    [
+        *("repo", "remote", "branch", "state_dir"),
+        *("poll_interval", "probe_deadline", "check_interval", "x"),
+    ]
 )
 _CHASQUID_KEYS = st.sampled_from(
     ["config_dir", "service", "unit", "args", "restart_command", "reload_strategy", "y"]
