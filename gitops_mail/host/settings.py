@@ -47,6 +47,7 @@ _LIMITS = {
     "properties": {
         "file_bytes": {"type": "integer", "minimum": 1},
         "revision_bytes": {"type": "integer", "minimum": 1},
+        "revision_files": {"type": "integer", "minimum": 1},
         "hook_seconds": {"type": "number", "exclusiveMinimum": 0},
         "hook_memory_mb": {"type": "integer", "minimum": 64},
     },
