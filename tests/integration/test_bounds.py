@@ -20,6 +20,7 @@ from gitops_mail.core.snapshot import Entry
 from gitops_mail.errors import InvalidConfig
 from gitops_mail.git import read as gitread
 from gitops_mail.host import localfs
+from gitops_mail.host import settings as hostsettings
 
 SMALL = Limits(file_bytes=1000, revision_bytes=2500, revision_files=50)
 FILE_HINT = (
@@ -236,3 +237,17 @@ def test_a_working_tree_total_is_bounded_and_defaults_apply(tmp_path):
     )
     assert len(localfs.read_directory(root).files) == 3
 
+
+# --- host settings ---------------------------------------------------------------------
+
+
+def test_host_settings_are_read_no_further_than_the_yaml_limit():
+    """``/dev/zero`` never ends: the loader stops one byte past 1 MiB and says so."""
+    with pytest.raises(InvalidConfig) as refused:
+        hostsettings.load("/dev/zero")
+    assert refused.value.message == (
+        "the host settings are invalid:\n"
+        "/dev/zero:1: the file is larger than 1,048,576 bytes, the limit for a YAML file; it "
+        "passes the limit on this line\n"
+        "    hint: a file like this one needs a few kB: remove what does not belong in it"
+    )
