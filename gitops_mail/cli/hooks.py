@@ -285,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _reads_within(limits, args.hook):
             code = run(args)
+        rlimits.disarm()  # done: no deadline may strike while the process exits
     except (rlimits.TimeUp, MemoryError) as exc:
         exceeded = "time" if isinstance(exc, rlimits.TimeUp) else "memory"
         _say(pushhooks.bound_text(args.hook, exceeded, limits))
