@@ -5,7 +5,9 @@ repo it owns, with the hooks of ``gitops-mail hooks install`` and host
 settings that root keeps in a directory of its own. The pre-receive hook
 runs under a wrapper that reports ``getrusage(RUSAGE_CHILDREN).ru_maxrss``
 once the real hook has ended: the peak resident memory of the hook's own
-process (git's children it waited for included), measured by the kernel.
+process (git's children it waited for included), measured by the kernel;
+never less than the wrapper's own (about 10 MB), which Linux carries over
+into a child through fork and exec.
 
 The bounds asserted:
 - a push refused before its content is read keeps the hook at its own
