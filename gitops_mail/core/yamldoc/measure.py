@@ -12,31 +12,25 @@ Mapping keys that are plain scalars are not values; anything else counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from gitops_mail.core.problems import Problem, error
 
 
-@dataclass
 class _Open:
-    """A mapping or a list being read."""
+    """A mapping or a list being read. (A plain class: a dataclass costs a millisecond to
+    define, at every start of a command that reads YAML.)"""
 
-    mapping: bool
-    anchor: str | None
-    values_before: int  # the count before this collection's own value
-    depth: int
-    deepest: int  # the deepest value inside it so far, aliases expanded
-    key_next: bool = True  # a mapping alternates key, value
+    __slots__ = ("anchor", "deepest", "depth", "key_next", "mapping", "values_before")
+
+    def __init__(self, mapping: bool, anchor: str | None, values_before: int, depth: int) -> None:
+        self.mapping, self.anchor = mapping, anchor
+        self.values_before = values_before  # the count before this collection's own value
+        self.depth = self.deepest = depth  # deepest: the deepest value inside, aliases expanded
+        self.key_next = True  # a mapping alternates key, value
 
 
-@dataclass(frozen=True)
-class Excess:
-    """Where a document goes past a bound: the line and what the walk would say."""
-
-    line: int
-    code: str
-    message: str
+Excess = tuple[int, str, str]  # where a document goes past a bound: line, code, message
 
 
 class Measure:
@@ -81,7 +75,7 @@ class Measure:
             self.anchors.pop(anchor, None)  # an alias inside refers to this one: not expanded
         mapping = isinstance(event, self.yaml.MappingStartEvent)
         depth = len(self.open)
-        self.open.append(_Open(mapping, anchor, self.values, depth, depth))
+        self.open.append(_Open(mapping, anchor, self.values, depth))
         return self._value(event, 1, 0)
 
     def _value(self, event: Any, values: int, height: int) -> Excess | None:
@@ -92,10 +86,9 @@ class Measure:
             self.open[-1].deepest = max(self.open[-1].deepest, deepest)
         line = event.start_mark.line + 1
         if deepest > self.max_depth:
-            return Excess(line, "yaml.too-deep", f"nested more than {self.max_depth} levels deep")
+            return line, "yaml.too-deep", f"nested more than {self.max_depth} levels deep"
         if self.values > self.max_values:
-            message = f"more than {self.max_values} values after aliases"
-            return Excess(line, "yaml.too-large", message)
+            return line, "yaml.too-large", f"more than {self.max_values} values after aliases"
         return None
 
     def _close(self) -> None:
@@ -118,7 +111,8 @@ def excess(yaml: Any, loader: Any, path: str, max_depth: int, max_values: int) -
         while (event := loader.get_event()) is not None:
             found = counter.see(event)
             if found is not None:
-                return error(path, found.line, found.code, f"the document is {found.message}")
+                line, code, message = found
+                return error(path, line, code, f"the document is {message}")
     except yaml.YAMLError:
         return None
     finally:
