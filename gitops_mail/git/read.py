@@ -3,9 +3,9 @@
 Reads use git's plumbing through ``procs.run`` and never import GitPython:
 ``import git`` alone costs 150-200 ms, more than the whole time budget of
 ``gitops-mail validate``. A revision is read by one ``cat-file
---batch-command`` process, whatever its size, asked in rounds: the commit,
-its trees level by level, the size of every blob (``info``), then every blob
-at once (``git.objects`` parses what it answers). Sizes come before
+--batch-command --buffer`` process, whatever its size, asked in rounds: the
+commit, its trees level by level, the size of every blob (``info``), then
+every blob at once (``git.objects`` parses what it answers). Sizes come before
 contents: a revision over the host's ``limits:`` (a file over
 ``file_bytes``, files over ``revision_bytes`` in all, more than
 ``revision_files`` paths, a commit or tree object over ``file_bytes``) is
@@ -65,7 +65,7 @@ def read_revision(repo: Path, rev: str = "HEAD", *, limits: Limits | None = None
     """
     budget = bounds.Budget(limits or _limits.get() or Limits())
     with procs.converse(
-        ["git", "-C", repo, "cat-file", "--batch-command"], env=read_env(repo)
+        ["git", "-C", repo, "cat-file", "--batch-command", "--buffer"], env=read_env(repo)
     ) as pipes:
         batch = catfile.Batch(repo, *pipes, largest=budget.limits.file_bytes)
         commit, tree = _read_commit(batch, rev, budget)
