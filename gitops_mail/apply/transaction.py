@@ -106,7 +106,7 @@ def now() -> str:
 
 def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
     with phases.timed("read"):
-        snapshot = gitread.read_revision(settings.repo, rev)
+        snapshot = gitread.read_revision(settings.repo, rev, limits=settings.limits)
         state = load_state(snapshot)
     with phases.timed("validate"):
         problems = validate(state, policy=settings.policy)
@@ -177,7 +177,7 @@ def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> 
     base = None
     if applied is not None:
         try:
-            base = load_state(gitread.read_revision(settings.repo, applied))
+            base = load_state(gitread.read_revision(settings.repo, applied, limits=settings.limits))
         except GitopsMailError:
             base = None  # history rewritten: plan from nothing
     return make_plan(base, new)

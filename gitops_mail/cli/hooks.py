@@ -15,6 +15,7 @@ During ``pre-receive`` the pushed objects are still in git's quarantine;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops_mail.apply.store import Record, StateStore
+from gitops_mail.core.policy import Limits
 from gitops_mail.core.printable import shown_lines
 from gitops_mail.daemon import pushhooks
 from gitops_mail.errors import GitopsMailError, UsageError
@@ -289,7 +291,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    """The installed hooks' entry point: bound this process, then run the hook.
+
+    The bounds come first, before standard input (one line per pushed ref) is
+    read: ``limits.hook_memory_mb`` and ``limits.hook_seconds`` of the host
+    settings (their defaults if the settings cannot be read: the hook then
+    says why and, for pre-receive, rejects the push). A bound reached rejects
+    the push (pre-receive) or ends the wait (post-receive), never accepts.
+    """
+    from gitops_mail.host import rlimits  # noqa: PLC0415 - only the installed hooks bound themselves
+
+    args = build_parser().parse_args(argv)
+    limits = _limits(args.config)
+    rlimits.bound_self(limits.hook_seconds, limits.hook_memory_mb)
+    try:
+        with _reads_within(limits, args.hook):
+            code = run(args)
+        rlimits.disarm()  # done: no deadline may strike while the process exits
+    except (rlimits.TimeUp, MemoryError) as exc:
+        exceeded = "time" if isinstance(exc, rlimits.TimeUp) else "memory"
+        _say(pushhooks.bound_text(args.hook, exceeded, limits))
+        return 1 if args.hook == "pre-receive" else 0
+    if rlimits.timed_out() and args.hook == "pre-receive":  # caught somewhere: still too late
+        _say(pushhooks.bound_text(args.hook, "time", limits))
+        return 1
+    return code
+
+
+def _limits(config: str | None) -> Limits:
+    """This host's limits; the defaults if its settings cannot be read (the hook says why)."""
+    try:
+        return hostsettings.load(config).limits
+    except GitopsMailError:
+        return Limits()
+
+
+def _reads_within(limits: Limits, hook: str) -> contextlib.AbstractContextManager[None]:
+    """pre-receive reads the pushed revision within the host's size limits."""
+    if hook != "pre-receive":
+        return contextlib.nullcontext()  # post-receive reads no revision: git.read stays unloaded
+    from gitops_mail.git import read as gitread  # noqa: PLC0415 - as _validate
+
+    return gitread.bounded(limits)
 
 
 if __name__ == "__main__":

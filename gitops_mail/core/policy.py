@@ -52,7 +52,9 @@ class Limits:
     file_bytes: int = 10 * MIB
     # limits.revision_bytes: all the files of a revision together
     revision_bytes: int = 50 * MIB
+    # limits.revision_files: the files and directories of a revision, counted per path
+    revision_files: int = 20_000
     # limits.hook_seconds: how long a push hook may run before it is stopped
     hook_seconds: float = 60.0
-    # limits.hook_memory_mb: the address space a push hook may use
+    # limits.hook_memory_mb: the memory (heap and private mappings) a push hook may use
     hook_memory_mb: int = 1024

@@ -18,7 +18,9 @@ log = get_logger("gitops_mail.daemon")
 
 def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
     def on_applied(outcome: Outcome) -> str:
-        state = load_state(gitread.read_revision(settings.repo, outcome.revision))
+        state = load_state(
+            gitread.read_revision(settings.repo, outcome.revision, limits=settings.limits)
+        )
         done = commit_back(settings, state, outcome.revision)
         log.info(
             "commitback",

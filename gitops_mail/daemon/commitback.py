@@ -157,7 +157,7 @@ class _Attempt:
     def on(self, base: str) -> CommitBack | _Retry:
         """The outcome, or the new tip to try again on."""
         repo, branch = self.settings.repo, self.settings.branch
-        snapshot = gitread.read_revision(repo, base)
+        snapshot = gitread.read_revision(repo, base, limits=self.settings.limits)
         if _inputs(snapshot) != _inputs(self.state.snapshot):
             reason = f"{base[:7]} changed {' or '.join(ZONE_INPUTS)}: its own reconcile commits"
             return CommitBack("superseded", None, reason)

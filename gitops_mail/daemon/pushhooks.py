@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from gitops_mail.apply.store import Attempt, Record
 from gitops_mail.core import report
+from gitops_mail.core.policy import Limits
 from gitops_mail.core.printable import shown
 from gitops_mail.core.problems import Problem, has_errors
 from gitops_mail.errors import UsageError
@@ -160,6 +161,26 @@ def waiting_text(tip: str, timeout: float) -> str:
 
 def timeout_text(timeout: float) -> str:
     return f"no result within {timeout:g} s; see gitops-mail status\n"
+
+
+# --- bounds -------------------------------------------------------------------------------
+
+
+def bound_text(hook: str, exceeded: str, limits: Limits) -> str:
+    """What a hook says when it reached ``limits.hook_seconds`` or ``limits.hook_memory_mb``."""
+    if exceeded == "time":
+        what = f"took longer than {limits.hook_seconds:g} s"
+        setting = "limits.hook_seconds"
+    else:
+        what = f"needed more than {limits.hook_memory_mb} MB of memory"
+        setting = "limits.hook_memory_mb"
+    if hook != "pre-receive":
+        return f"gitops-mail: stopped: waiting {what} ({setting}); see gitops-mail status\n"
+    return (
+        f"gitops-mail: push rejected: checking the pushed commit {what}, the limit "
+        f"of this host ({setting} in its settings)\n"
+        "    hint: push a smaller change; the host's administrator can raise the limit\n"
+    )
 
 
 # --- the installed scripts ---------------------------------------------------------------

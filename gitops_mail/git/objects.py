@@ -63,3 +63,33 @@ def walk(
         else:
             listing.append((decode(prefix + name), mode, oid))
     return listing
+
+
+# One level of a revision's directories, for counting paths before listing them:
+# tree id -> (how many paths lead to it, the longest of them, with a trailing "/").
+# A tree may appear under many names (and the trees it holds under many more),
+# so a few small trees can stand for millions of paths; counting level by level
+# reads each tree once and never lists those paths.
+Level = dict[str, tuple[int, bytes]]
+
+
+def next_level(level: Level, trees: Mapping[str, list[TreeEntry]]) -> Level:
+    """The trees one level below ``level``, each with its paths counted."""
+    below: Level = {}
+    for oid, (times, prefix) in level.items():
+        for name, mode, sub in trees[oid]:
+            if mode != MODE_TREE:
+                continue
+            path = prefix + name + b"/"
+            seen = below.get(sub)
+            if seen is None:
+                below[sub] = (times, path)
+            else:
+                below[sub] = (seen[0] + times, path if len(path) > len(seen[1]) else seen[1])
+    return below
+
+
+def longest_entry(prefix: bytes, entries: list[TreeEntry]) -> bytes:
+    """The longest path of an entry of a tree found at ``prefix``."""
+    name = max((name for name, _, _ in entries), key=len, default=b"")
+    return prefix + name

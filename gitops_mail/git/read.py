@@ -2,15 +2,20 @@
 
 Reads use git's plumbing through ``procs.run`` and never import GitPython:
 ``import git`` alone costs 150-200 ms, more than the whole time budget of
-``gitops-mail validate``. A revision is read by one ``cat-file --batch``
-process, whatever its size, asked in rounds: the commit, its trees level by
-level, then every blob at once (``git.objects`` parses what it answers). Trees
-and blobs of the last revision read are kept by id, so reading a plan's base
-next asks only for what differs, and its parent is known without asking. Only
-the commit's tree is read, never the working tree, so bare repos, CI checkouts
-and dirty work trees all give the same answer. Reads start git as
-``git.plumbing`` does (as the repo's owner, no hooks, no programs from its
-config). Writes live in ``git.write``.
+``gitops-mail validate``. A revision is read by one ``cat-file
+--batch-command --buffer`` process, whatever its size, asked in rounds: the
+commit, its trees level by level, the size of every blob (``info``), then
+every blob at once (``git.objects`` parses what it answers). Sizes come before
+contents: a revision over the host's ``limits:`` (a file over
+``file_bytes``, files over ``revision_bytes`` in all, more than
+``revision_files`` paths, a commit or tree object over ``file_bytes``) is
+refused, every offending path named, before any of its files is read
+(``core.bounds``). Trees and blobs of the last revision read are kept by id,
+so reading a plan's base next asks only for what differs, and its parent is
+known without asking. Only the commit's tree is read, never the working
+tree, so bare repos, CI checkouts and dirty work trees all give the same
+answer. Reads start git as ``git.plumbing`` does (as the repo's owner, no
+hooks, no programs from its config). Writes live in ``git.write``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import IO
 
+from gitops_mail.core import bounds
+from gitops_mail.core.policy import Limits
 from gitops_mail.core.snapshot import MODE_EXEC, MODE_FILE, MODE_GITLINK, Entry, Snapshot
 from gitops_mail.errors import CommandError, RepoError
+from gitops_mail.git import catfile
 from gitops_mail.git import objects as gitobjects
 from gitops_mail.git.plumbing import (
     as_text,
@@ -34,28 +42,40 @@ from gitops_mail.git.plumbing import (
     shown,
 )
 
+# The limits of a read given none: those of the innermost ``bounded`` block, else the defaults.
+_limits: ContextVar[Limits | None] = ContextVar("read_limits", default=None)
 
-def read_revision(repo: Path, rev: str = "HEAD") -> Snapshot:
-    """Every file of the commit ``rev`` names, read from git objects only."""
-    with converse_git(repo, "cat-file", "--batch") as pipes:
-        batch = _Batch(repo, *pipes)
-        found = _read_commit(batch, rev)
-        if found is None:
-            raise bad_revision(repo, rev)
-        commit, tree = found
-        listing = gitobjects.walk(tree, _read_trees(batch, tree), decode)
-        wanted = sorted({oid for _, mode, oid in listing if mode != MODE_GITLINK})
-        blobs = _read_blobs(batch, wanted)
+
+@contextlib.contextmanager
+def bounded(limits: Limits) -> Iterator[None]:
+    """Reads in this block that are given no ``limits`` use these (a host's)."""
+    token = _limits.set(limits)
+    try:
+        yield
+    finally:
+        _limits.reset(token)
+
+
+def read_revision(repo: Path, rev: str = "HEAD", *, limits: Limits | None = None) -> Snapshot:
+    """Every file of the commit ``rev`` names, read from git objects only.
+
+    ``InvalidConfig`` names every path over ``limits`` (default: ``bounded``'s,
+    else ``Limits()``) before any file is read.
+    """
+    budget = bounds.Budget(limits or _limits.get() or Limits())
+    with converse_git(repo, "cat-file", "--batch-command", "--buffer") as pipes:
+        batch = catfile.Batch(repo, *pipes, largest=budget.limits.file_bytes)
+        commit, tree = _read_commit(batch, rev, budget)
+        named = commit[:7] if rev == commit else f"{rev} ({commit[:7]})"
+        trees = _read_trees(batch, tree, budget, named)
+        listing = gitobjects.walk(tree, trees, decode)
+        blobs = _read_blobs(batch, listing, budget, named)
     files = {
         path: Entry(b"" if mode == MODE_GITLINK else blobs[oid], _mode(mode))
         for path, mode, oid in listing
     }
-    return Snapshot(
-        files=files,
-        source=f"{rev} ({commit[:7]})",
-        revision=commit,
-        directories=_parents(files),
-    )
+    source = f"{rev} ({commit[:7]})"
+    return Snapshot(files=files, source=source, revision=commit, directories=_parents(files))
 
 
 def parent_revision(repo: Path, rev: str = "HEAD") -> str | None:
@@ -99,57 +119,23 @@ def commit_author(repo: Path, rev: str) -> tuple[str, str]:
 # --- the cat-file conversation -------------------------------------------
 
 
-class _Batch:
-    """One ``git cat-file --batch``: ask for many objects, read the answers in order."""
-
-    _ROUND = 500  # names per write: stays under the pipe's buffer, so writing never blocks
-
-    def __init__(self, repo: Path, ask: IO[bytes], answers: IO[bytes]) -> None:
-        self.repo, self.ask, self.answers = repo, ask, answers
-
-    def objects(self, names: list[str]) -> Iterator[tuple[str, str, bytes] | None]:
-        """``(id, type, content)`` of each name in turn; None for one git does not have."""
-        for start in range(0, len(names), self._ROUND):
-            chunk = names[start : start + self._ROUND]
-            with contextlib.suppress(BrokenPipeError):  # git ended: the reads below say so
-                self.ask.write("".join(f"{n}\n" for n in chunk).encode("utf-8", "surrogateescape"))
-                self.ask.flush()
-            for _ in chunk:
-                yield self._answer()
-
-    def _answer(self) -> tuple[str, str, bytes] | None:
-        header = self.answers.readline().decode("ascii", "replace").split()
-        if len(header) != 3:  # "<name> missing", "<name> ambiguous", or git ended
-            return None
-        oid, kind, size = header
-        data = self.answers.read(int(size) + 1)  # contents are followed by one newline
-        if len(data) != int(size) + 1:
-            return None
-        return oid, kind, data[:-1]
-
-    def need(self, oids: list[str], kind: str) -> Iterator[tuple[str, bytes]]:
-        """``(id, content)`` of objects that must exist; RepoError for one missing."""
-        for oid, found in zip(oids, self.objects(oids), strict=True):
-            if found is None or found[1] != kind:
-                raise RepoError(
-                    f"object {oid} is missing from {shown(self.repo)}",
-                    hint="the clone may be partial or damaged: run `git fsck`, or fetch again",
-                )
-            yield oid, found[2]
-
-
 # The commit last read as (repo, id, first parent): a plan asks for the parent next.
 _last_commit: tuple[str, str, str | None] = ("", "", None)
 
 
-def _read_commit(batch: _Batch, rev: str) -> tuple[str, str] | None:
-    """``(commit id, tree id)`` of the commit ``rev`` names; None if it names none."""
+def _read_commit(batch: catfile.Batch, rev: str, budget: bounds.Budget) -> tuple[str, str]:
+    """``(commit id, tree id)`` of the commit ``rev`` names."""
     global _last_commit  # noqa: PLW0603 - a one-entry cache
     if rev.startswith("-") or "\n" in rev or "\r" in rev or "\0" in rev:
-        return None  # not a revision for rev-parse; cat-file would split the line
-    found = next(batch.objects([f"{rev}^{{commit}}"]))
+        raise bad_revision(batch.repo, rev)  # not a revision for rev-parse; cat-file would split it
+    try:
+        found = next(batch.objects([f"{rev}^{{commit}}"]))
+    except catfile.Oversize as big:
+        what = "its commit object is "
+        problem = budget.object(f"commit {big.oid[:7]}", big.size, what)
+        raise bounds.refusal(f"revision {rev}", [problem] if problem else []) from None
     if found is None or found[1] != "commit":
-        return None
+        raise bad_revision(batch.repo, rev)
     commit, _, data = found
     tree, parents = gitobjects.commit_fields(data)
     _last_commit = (os.fspath(batch.repo), commit, parents[0] if parents else None)
@@ -163,28 +149,68 @@ _last_trees: dict[str, list[gitobjects.TreeEntry]] = {}
 _last_blobs: dict[str, bytes] = {}
 
 
-def _read_trees(batch: _Batch, root: str) -> dict[str, list[gitobjects.TreeEntry]]:
-    """Every tree under ``root`` (included), one round of asking per level."""
+def _read_trees(
+    batch: catfile.Batch, root: str, budget: bounds.Budget, source: str
+) -> dict[str, list[gitobjects.TreeEntry]]:
+    """Every tree under ``root`` (included), one round of asking per level.
+
+    Each level counts the paths it holds and measures the longest, so a
+    revision over ``revision_files`` or with an impossible path is refused
+    before its paths are listed."""
     global _last_trees  # noqa: PLW0603 - a cache, replaced whole on every read
-    known, level = _last_trees, [root]
-    trees: dict[str, list[gitobjects.TreeEntry]] = {}
-    id_bytes = len(root) // 2
+    known, trees = _last_trees, dict[str, list[gitobjects.TreeEntry]]()
+    level: gitobjects.Level = {root: (1, b"")}
+    id_bytes, paths = len(root) // 2, 0
     while level:
-        asked = [oid for oid in dict.fromkeys(level) if oid not in known and oid not in trees]
+        asked = [oid for oid in level if oid not in known and oid not in trees]
         trees.update((o, known[o]) for o in level if o in known)
-        for oid, data in batch.need(asked, "tree"):
-            trees[oid] = gitobjects.tree_entries(data, id_bytes)
-        level = [sub for oid in dict.fromkeys(level) for sub in gitobjects.subtrees(trees[oid])]
+        try:
+            for oid, data in batch.need(asked, "tree"):
+                trees[oid] = gitobjects.tree_entries(data, id_bytes)
+        except catfile.Oversize as big:
+            where = decode(level[big.oid][1]) or "."
+            problem = budget.object(where, big.size, "its directory's git tree object is ")
+            raise bounds.refusal(f"revision {source}", [problem] if problem else []) from None
+        paths = _judge_level(level, trees, budget, paths, source)
+        level = gitobjects.next_level(level, trees)
     _last_trees = trees
     return trees
 
 
-def _read_blobs(batch: _Batch, oids: list[str]) -> dict[str, bytes]:
-    """Contents of every blob: those of the last revision read, the rest from git."""
+def _judge_level(
+    level: gitobjects.Level,
+    trees: dict[str, list[gitobjects.TreeEntry]],
+    budget: bounds.Budget,
+    paths: int,
+    source: str,
+) -> int:
+    """The paths counted so far with this level's; refuses a level over the limits."""
+    for oid, (times, prefix) in level.items():
+        paths += times * len(trees[oid])
+        problem = budget.count(paths, decode(prefix)) or budget.path(
+            decode(gitobjects.longest_entry(prefix, trees[oid]))
+        )
+        if problem is not None:
+            raise bounds.refusal(f"revision {source}", [problem])
+    return paths
+
+
+def _read_blobs(
+    batch: catfile.Batch, listing: list[tuple[str, int, str]], budget: bounds.Budget, source: str
+) -> dict[str, bytes]:
+    """Contents of every blob once their sizes pass: those of the last revision read,
+    the rest from git."""
     global _last_blobs  # noqa: PLW0603 - a cache, replaced whole on every read
     known = _last_blobs
+    oids = sorted({oid for _, mode, oid in listing if mode != MODE_GITLINK})
     blobs = {oid: known[oid] for oid in oids if oid in known}
-    blobs.update(batch.need([oid for oid in oids if oid not in known], "blob"))
+    asked = [oid for oid in oids if oid not in known]
+    sizes = {oid: len(data) for oid, data in blobs.items()}
+    sizes.update(batch.sizes(asked, "blob"))
+    problems = budget.files([(p, sizes[o]) for p, mode, o in listing if mode != MODE_GITLINK])
+    if problems:
+        raise bounds.refusal(f"revision {source}", problems)
+    blobs.update(batch.need(asked, "blob"))
     _last_blobs = blobs
     return blobs
 

@@ -22,6 +22,8 @@ import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
+from gitops_mail.core import bounds
+from gitops_mail.core.policy import Limits
 from gitops_mail.core.snapshot import (
     MODE_EXEC,
     MODE_FILE,
@@ -43,17 +45,27 @@ class NotOurs(OSError):
     """
 
 
-def read_directory(root: Path, *, prefix: str = "", skip: Collection[str] = (".git",)) -> Snapshot:
+def read_directory(
+    root: Path,
+    *,
+    prefix: str = "",
+    skip: Collection[str] = (".git",),
+    limits: Limits | None = None,
+) -> Snapshot:
     """Every file, symlink and directory below ``root``, keyed ``prefix`` + POSIX path.
 
     ``skip`` holds names (skipped at any depth) or relative paths to leave out.
+    The walk measures before it reads: a tree over ``limits`` (default
+    ``Limits()``: too many paths, a file or all of them too large by
+    ``lstat``) is refused (``InvalidConfig``, every path named), nothing read.
     """
     if not root.is_dir():
         raise GitopsMailError(
             f"{root} is not a directory", hint="pass the path of an existing directory"
         )
     prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    files: dict[str, Entry] = {}
+    budget = bounds.Budget(limits or Limits())
+    found: dict[str, os.stat_result] = {}
     directories = {prefix.rstrip("/")} if prefix else set()
     pending = [""]
     while pending:
@@ -66,12 +78,24 @@ def read_directory(root: Path, *, prefix: str = "", skip: Collection[str] = (".g
                 directories.add(prefix + child)
                 pending.append(child)
             else:
-                files[prefix + child] = _entry(root / child, info)
+                found[child] = info
+        _judge(root, budget, len(found) + len(directories), prefix + relative)
+    sizes = [(prefix + p, i.st_size) for p, i in found.items() if stat.S_ISREG(i.st_mode)]
+    problems = budget.files(sizes)
+    if problems:
+        raise bounds.refusal(f"working tree {root}", problems)
+    files = {prefix + p: _entry(root / p, i, budget.limits.file_bytes) for p, i in found.items()}
     return Snapshot(
         files=dict(sorted(files.items())),
         source=f"working tree {root}",
         directories=frozenset(directories),
     )
+
+
+def _judge(root: Path, budget: bounds.Budget, paths: int, where: str) -> None:
+    problem = budget.count(paths, where)
+    if problem is not None:
+        raise bounds.refusal(f"working tree {root}", [problem])
 
 
 def atomic_write(
@@ -208,24 +232,29 @@ def _scan(directory: Path) -> list[tuple[str, os.stat_result]]:
     return sorted(found)
 
 
-def _entry(path: Path, info: os.stat_result) -> Entry:
+def _entry(path: Path, info: os.stat_result, largest: int) -> Entry:
     try:
         if stat.S_ISLNK(info.st_mode):
             return Entry(os.readlink(os.fsencode(path)), MODE_SYMLINK)
         if stat.S_ISREG(info.st_mode):
-            return Entry(_read_regular(path), MODE_EXEC if info.st_mode & 0o100 else MODE_FILE)
+            data = _read_regular(path, largest)
+            return Entry(data, MODE_EXEC if info.st_mode & 0o100 else MODE_FILE)
     except OSError as exc:
         raise _read_error(path, exc) from exc
     return Entry(b"", MODE_OTHER)
 
 
-def _read_regular(path: Path) -> bytes:
-    """The file's bytes; refuses it if it became something else since the walk saw it."""
+def _read_regular(path: Path, largest: int) -> bytes:
+    """The file's bytes; refuses it if it became something else, or grew past ``largest``,
+    since the walk saw it."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     with open(os.open(path, flags), "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise OSError(0, "it changed into something else while being read")
-        return handle.read()
+        data = handle.read(largest + 1)
+    if len(data) > largest:
+        raise OSError(0, "it grew past limits.file_bytes while being read")
+    return data
 
 
 def _read_error(path: Path, exc: OSError) -> GitopsMailError:

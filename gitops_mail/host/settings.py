@@ -47,6 +47,7 @@ _LIMITS = {
     "properties": {
         "file_bytes": {"type": "integer", "minimum": 1},
         "revision_bytes": {"type": "integer", "minimum": 1},
+        "revision_files": {"type": "integer", "minimum": 1},
         "hook_seconds": {"type": "number", "exclusiveMinimum": 0},
         "hook_memory_mb": {"type": "integer", "minimum": 64},
     },
@@ -130,9 +131,12 @@ def settings_path(explicit: str | None) -> Path:
 
 
 def load(explicit: str | None = None) -> HostSettings:
+    from gitops_mail.core.yamldoc.document import MAX_BYTES  # noqa: PLC0415 - start-up time
+
     path = settings_path(explicit)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)  # enough to say it is too large; never more
     except OSError as exc:
         raise InvalidConfig(
             f"cannot read the host settings {path}: {exc.strerror}",

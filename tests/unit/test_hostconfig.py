@@ -94,7 +94,11 @@ def test_the_policy_allows_nothing_beyond_chasquid_defaults_unless_root_says_so(
         dovecot_socket_dirs=("/run/dovecot", "/var/run/dovecot"),
     )
     assert default.limits == Limits(
-        file_bytes=10 << 20, revision_bytes=50 << 20, hook_seconds=60.0, hook_memory_mb=1024
+        file_bytes=10 << 20,
+        revision_bytes=50 << 20,
+        revision_files=20_000,
+        hook_seconds=60.0,
+        hook_memory_mb=1024,
     )
     text = """\
 repo: /srv/mail-conf.git
@@ -102,7 +106,7 @@ policy:
   delivery_agents: [/usr/lib/dovecot/deliver]
   repo_hooks: true
   certificate_dirs: [/srv/certs]
-limits: {file_bytes: 1000, hook_seconds: 5}
+limits: {file_bytes: 1000, revision_files: 300, hook_seconds: 5}
 """
     changed = hostsettings.parse(text.encode(), FILE)
     assert changed.policy == HostPolicy(
@@ -110,7 +114,7 @@ limits: {file_bytes: 1000, hook_seconds: 5}
         repo_hooks=True,
         certificate_dirs=("/srv/certs",),
     )
-    assert changed.limits == Limits(file_bytes=1000, hook_seconds=5)
+    assert changed.limits == Limits(file_bytes=1000, revision_files=300, hook_seconds=5)
 
 
 def test_the_documented_policy_is_the_default_policy() -> None:

@@ -35,6 +35,8 @@ NATIVE_DKIM_SINCE = (1, 14)
 _HINTS = {
     "yaml.empty": "start it with 'version: 1'",
     "yaml.not-mapping": "start it with 'version: 1', then the settings as 'key: value' lines",
+    "yaml.file-size": "a manifest needs a few kB: users and aliases belong in chasquid's files "
+    "(chasquid/domains/<domain>/users, aliases)",
 }
 
 

@@ -20,6 +20,7 @@ from gitops_mail.core.problems import Problem, Severity, error
 
 KeyPath = tuple[str | int, ...]
 
+MAX_BYTES = 1 << 20  # 1 MiB: a manifest needs a few kB (1,000 domains fit in ~300 kB)
 MAX_DEPTH = 100  # nesting levels; a manifest needs about 6
 MAX_VALUES = 100_000  # values after expanding aliases ("billion laughs")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -86,18 +87,28 @@ def problem_at(
     return Problem(file, doc.line_of(path), code, f"{where(path)}: {message}", hint, severity)
 
 
-def load_yaml(data: bytes, path: str) -> tuple[YamlDoc | None, list[Problem]]:
+def load_yaml(
+    data: bytes, path: str, *, max_bytes: int = MAX_BYTES
+) -> tuple[YamlDoc | None, list[Problem]]:
     """Read one YAML document whose top level is a mapping.
 
     Returns ``(None, problems)`` when nothing usable could be read; otherwise a
     document, possibly with problems (duplicate keys, unknown tags) to report.
+    A document over ``max_bytes``, ``MAX_DEPTH`` or ``MAX_VALUES`` is refused
+    before any of it is composed.
     """
-    text, problem = _decode(data, path)
+    text, problem = _decode(data, path, max_bytes)
     if problem is not None:
         return None, [problem]
     import yaml  # noqa: PLC0415 - imported on first use: start-up time matters
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    from gitops_mail.core.yamldoc.measure import excess  # noqa: PLC0415 - with yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    problem = excess(yaml, loader_class(text), path, MAX_DEPTH, MAX_VALUES)
+    if problem is not None:
+        return None, [problem]
+    loader = loader_class(text)
     try:
         node, problem = _compose(yaml, loader, text, path)
         if problem is not None:
@@ -127,7 +138,15 @@ def _compose(yaml: Any, loader: Any, text: str, path: str) -> tuple[Any, Problem
     return node, None
 
 
-def _decode(data: bytes, path: str) -> tuple[str, Problem | None]:
+def _decode(data: bytes, path: str, max_bytes: int) -> tuple[str, Problem | None]:
+    if len(data) > max_bytes:
+        line = data.count(b"\n", 0, max_bytes) + 1
+        message = (
+            f"the file is larger than {max_bytes:,} bytes, the limit for a YAML file; "
+            "it passes the limit on this line"
+        )
+        hint = "a file like this one needs a few kB: remove what does not belong in it"
+        return "", error(path, line, "yaml.file-size", message, hint)
     try:
         return data.decode("utf-8").removeprefix("\ufeff"), None
     except UnicodeDecodeError as exc:
