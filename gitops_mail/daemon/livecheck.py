@@ -50,7 +50,8 @@ def host_check(settings: HostSettings, resolver: str | None = None) -> Checked:
     revision = applied or gitplumbing.resolve_revision(settings.repo, settings.branch)
     state = load_state(gitread.read_revision(settings.repo, revision))
     spec, unreadable = _spec(settings)
-    found = livecheck.run(livecheck.desired_from(state), resolver=resolver, spec=spec)
+    desired = livecheck.desired_from(state, settings.state_dir)  # the key store's DKIM keys
+    found = livecheck.run(desired, resolver=resolver, spec=spec)
     return Checked(revision, applied is not None, found + unreadable)
 
 

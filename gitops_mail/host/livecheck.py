@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from gitops_mail.core.dns import check, records, want
 from gitops_mail.core.dns.answer import Answer, SpfEval
@@ -17,6 +18,7 @@ from gitops_mail.core.dns.findings import ERROR, Finding
 from gitops_mail.core.dns.zone import ZONE_DIR, ZONE_SUFFIX, render_zones, zone_path
 from gitops_mail.core.snapshot import Snapshot
 from gitops_mail.core.state import State
+from gitops_mail.host.dkim.store import public_keys
 from gitops_mail.host.dns import zonefile
 from gitops_mail.host.dns.evaluate import evaluate
 from gitops_mail.host.dns.query import Client
@@ -25,28 +27,35 @@ from gitops_mail.host.probe.client import served_certificates
 from gitops_mail.host.probe.spec import ProbeSpec
 
 
-def desired_from(state: State) -> want.Desired:
-    """What DNS should say for ``state``: its zones as rendered, the DKIM keys it publishes."""
+def desired_from(state: State, state_dir: Path | None = None) -> want.Desired:
+    """What DNS should say for ``state``: its zones as rendered, the DKIM keys it publishes.
+
+    On the server (``state_dir`` given) the keys are the key store's, the ones
+    chasquid signs with; in a checkout, those of the zone the repo holds.
+    """
     zones = {
         _origin(path): zonefile.records(data, _origin(path), path)
         for path, data in render_zones(state).items()
     }
+    stored = public_keys(state_dir, state.manifest) if state_dir is not None else {}
     keys: dict[str, want.DkimKeys] = {}
     if state.manifest is not None:
         for settings in state.manifest.domains.values():
             if settings.dkim is not None:
                 path = zone_path(settings.name)
-                keys[_origin(path)] = local_dkim_keys(state.snapshot, path, settings.dkim.selectors)
+                found = local_dkim_keys(state.snapshot, path, settings.dkim.selectors)
+                for selector in found:
+                    key = stored.get((settings.name, selector))
+                    found[selector] = key.p if key is not None else found[selector]
+                keys[_origin(path)] = found
     return want.desired(state, zones, keys)
 
 
-def local_dkim_keys(snapshot: Snapshot, path: str, selectors: Sequence[str]) -> want.DkimKeys:
-    """Each selector's public key (``p=``) as this host would publish it; None: no key yet.
-
-    Read from the DKIM TXT records of the zone the repo holds (``dns/<domain>.zone``,
-    committed back by the daemon). The key store in ``host/dkim/`` is the
-    source those records come from: point this function at it once it exists.
-    """
+def local_dkim_keys(
+    snapshot: Snapshot, path: str, selectors: Sequence[str]
+) -> dict[str, str | None]:
+    """Each selector's public key (``p=``) as the zone the repo holds publishes it
+    (``dns/<domain>.zone``, committed back by the daemon); None: no key yet."""
     data = snapshot.data(path)
     origin = _origin(path)
     committed = zonefile.records(data, origin, path) if data is not None else {}

@@ -5,9 +5,10 @@ Load with ``pytest_plugins = ["apply_fixtures", "dns_fixtures", "check_fixtures"
 ``published(...) -> Published``: the apply sandbox (a real chasquid under the
 supervisor, a conf repo, host settings) with a manifest that declares the
 server's addresses (192.0.2.7, 2001:db8::7) and example.test's DKIM, SPF,
-DMARC, MTA-STS and TLS-RPT, applied; the zone gitops-mail generates for it,
-with the DKIM record of a test key, committed as ``dns/example.test.zone`` and
-served by NSD on 127.0.0.1:53 with the reverse zones of both addresses.
+DMARC, MTA-STS and TLS-RPT, applied (the host makes its DKIM key); the zone
+gitops-mail generates for it with that key, committed as ``dns/example.test.zone``
+as commit-back would, and served by NSD on 127.0.0.1:53 with the reverse zones
+of both addresses.
 ``Published.serve(zone=..., ptr=...)`` serves changed data; ``check(*args)``
 runs ``gitops-mail check --format json`` in this process.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,7 @@ from support.repo import snapshot  # noqa: E402
 
 from gitops_mail.core.dns.zone import render_zones, txt_strings  # noqa: E402
 from gitops_mail.core.state import load_state  # noqa: E402
+from gitops_mail.host.dkim.store import public_keys  # noqa: E402
 
 ADDRESSES = ("192.0.2.7", "2001:db8::7")
 HOSTNAME = "mail.example.test"
@@ -64,15 +67,23 @@ def dkim_record(key: str) -> str:
     return f"{SELECTOR}._domainkey IN TXT {txt_strings(value)}\n"
 
 
+def zone_line(zone: str, owner: str, rtype: str) -> str:
+    """The one line of ``zone`` holding ``owner``'s record of ``rtype`` (columns as written)."""
+    pattern = rf"^{re.escape(owner)}\s+IN\s+{rtype}\s.*$"
+    [found] = re.findall(pattern, zone, flags=re.M)
+    return str(found)
+
+
+def without_dkim(zone: str) -> str:
+    """``zone`` without its DKIM record."""
+    return "".join(
+        line for line in zone.splitlines(True) if not line.startswith(f"{SELECTOR}._domainkey ")
+    )
+
+
 def check_manifest(box: Sandbox) -> str:
     manifest = box.manifest().replace(f"  {DOMAIN}: {{}}\n", DOMAIN_SETTINGS)
     return manifest.replace("chasquid:\n", SERVER + "chasquid:\n", 1)
-
-
-def generated_zone(files: Mapping[str, str | bytes | None]) -> str:
-    """dns/example.test.zone as gitops-mail renders it for ``files``."""
-    state = load_state(snapshot(base={k: v for k, v in files.items() if v is not None}))
-    return render_zones(state)[ZONE_PATH].decode()
 
 
 # A record of the zone as the DNS provider holds it that gitops-mail does not generate:
@@ -84,7 +95,8 @@ INCLUDED = '_spf IN TXT "v=spf1 ip6:2001:db8::7 -all"\n'
 class Published:
     box: Sandbox
     dns: DnsServer
-    zone: str  # dns/example.test.zone as committed: the generated zone and the DKIM record
+    zone: str  # dns/example.test.zone as the daemon commits it, the host's DKIM key included
+    local_key: str  # the p= of the host's DKIM key, from its key store
 
     @property
     def served_zone(self) -> str:
@@ -129,10 +141,14 @@ def published(sandbox: Sandbox, dns_server: Callable[..., DnsServer]) -> Callabl
             **sandbox.base_files(),
             MANIFEST_PATH: check_manifest(sandbox),
         }
-        zone = generated_zone(files) + dkim_record(dkim_key())
-        sandbox.commit({MANIFEST_PATH: files[MANIFEST_PATH], ZONE_PATH: zone}, "publish DNS")
+        sandbox.commit({MANIFEST_PATH: files[MANIFEST_PATH]}, "DNS settings")
+        sandbox.apply_ok()  # makes the DKIM key in the host's key store
+        state = load_state(snapshot(base={k: v for k, v in files.items() if v is not None}))
+        keys = public_keys(sandbox.state_dir, state.manifest)
+        zone = render_zones(state, keys)[ZONE_PATH].decode()
+        sandbox.commit({ZONE_PATH: zone}, "publish DNS")  # what commit-back would do
         sandbox.apply_ok()
-        done = Published(sandbox, dns or dns_server(), zone)
+        done = Published(sandbox, dns or dns_server(), zone, keys[(DOMAIN, SELECTOR)].p)
         done.serve()
         return done
 

@@ -20,7 +20,15 @@ from support.wait import poll
 
 pytest.register_assert_rewrite("check_fixtures")
 
-from check_fixtures import SELECTOR, Published, dkim_key, dkim_record, problems  # noqa: E402
+from check_fixtures import (  # noqa: E402
+    SELECTOR,
+    Published,
+    dkim_key,
+    dkim_record,
+    problems,
+    without_dkim,
+    zone_line,
+)
 from dns_fixtures import DnsServer  # noqa: E402
 
 from gitops_mail.core.dns.records import key_id  # noqa: E402
@@ -37,12 +45,13 @@ def test_a_correct_zone_passes_every_check(published: Callable[..., Published]) 
 
 
 AGREE = " (the authoritative servers agree)"
-MX = "@          IN MX   10 mail.example.test."
 INCLUDED = "v=spf1 ip6:2001:db8::7 -all"
-DMARC = '_dmarc     IN TXT  "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.test"'
 
 
 def broken(zone: str, old: str, new: str) -> str:
+    old = {"MX": zone_line(zone, "@", "MX"), "DMARC": zone_line(zone, "_dmarc", "TXT")}.get(
+        old, old
+    )
     assert old in zone
     return zone.replace(old, new)
 
@@ -52,7 +61,7 @@ def broken(zone: str, old: str, new: str) -> str:
     [
         (
             "wrong MX",
-            MX,
+            "MX",
             "@ IN MX 10 other.example.test.",
             (
                 "mx",
@@ -69,7 +78,7 @@ def broken(zone: str, old: str, new: str) -> str:
         ),
         (
             "bad DMARC",
-            DMARC,
+            "DMARC",
             '_dmarc IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.test"',
             ("dmarc", "example.test", "error", "p=none, expected p=quarantine"),
         ),
@@ -106,10 +115,10 @@ def test_a_stale_dkim_key_is_reported_by_the_ids_of_both_keys(
     published: Callable[..., Published],
 ) -> None:
     host = published()
-    stale = broken(host.served_zone, dkim_record(dkim_key()), dkim_record(dkim_key(1)))
+    stale = without_dkim(host.served_zone) + dkim_record(dkim_key(1))
     host.serve(zone=stale)
     code, doc = host.check()
-    message = f"published key {key_id(dkim_key(1))} is not the local key {key_id(dkim_key())}"
+    message = f"published key {key_id(dkim_key(1))} is not the local key {key_id(host.local_key)}"
     assert problems(doc) == [
         ("dkim", f"{SELECTOR}._domainkey.example.test", "error", message + AGREE)
     ]
@@ -118,7 +127,7 @@ def test_a_stale_dkim_key_is_reported_by_the_ids_of_both_keys(
 
 def test_an_unpublished_dkim_key_and_two_spf_records(published: Callable[..., Published]) -> None:
     host = published()
-    zone = broken(host.served_zone, dkim_record(dkim_key()), "")
+    zone = without_dkim(host.served_zone)
     host.serve(zone=zone + '@ IN TXT "v=spf1 -all"\n')
     code, doc = host.check()
     assert problems(doc) == [
@@ -202,7 +211,7 @@ def test_not_propagated_yet_is_told_from_wrong_by_asking_the_authoritative_serve
 ) -> None:
     authoritative = dns_server("127.0.0.2")
     host = published(dns_server("127.0.0.1", ns_address="127.0.0.2"))
-    wrong_mx = broken(host.served_zone, MX, "@ IN MX 10 other.example.test.")
+    wrong_mx = broken(host.served_zone, "MX", "@ IN MX 10 other.example.test.")
     host.serve(zone=wrong_mx)  # the resolver (127.0.0.1) still has the old answer...
     host.serve(zone=wrong_mx, on=authoritative)  # ...and so does the zone's own server
     code, doc = host.check()
@@ -248,7 +257,7 @@ def test_the_table_names_each_problem_with_its_ttl_and_hint_and_exits_1(
     published: Callable[..., Published],
 ) -> None:
     host = published()
-    host.serve(zone=broken(host.served_zone, DMARC, '_dmarc IN TXT "v=DMARC1; p=none"'))
+    host.serve(zone=broken(host.served_zone, "DMARC", '_dmarc IN TXT "v=DMARC1; p=none"'))
     done = host.box.gm("check")
     assert done.code == 1, done.err
     lines = done.out.splitlines()

@@ -12,12 +12,11 @@ import pytest
 pytest.register_assert_rewrite("apply_fixtures", "check_fixtures", "daemon_fixtures")
 
 from apply_fixtures import free_port, poll  # noqa: E402
-from check_fixtures import Published  # noqa: E402
+from check_fixtures import Published, zone_line  # noqa: E402
 from daemon_fixtures import StartDaemon  # noqa: E402
 
 pytest_plugins = ["apply_fixtures", "dns_fixtures", "check_fixtures", "daemon_fixtures"]
 
-DMARC = '_dmarc     IN TXT  "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.test"'
 PROBLEM = (
     "error dmarc example.test: p=none, expected p=quarantine (the authoritative servers agree)"
 )
@@ -50,7 +49,8 @@ def test_the_daemon_checks_periodically_and_reports_only_changes(
     poll(lambda: daemon.status().get("check"), 20, "the first check")
     assert daemon.status()["check"]["errors"] == 0
 
-    host.serve(zone=host.served_zone.replace(DMARC, DMARC.replace("quarantine", "none")))
+    dmarc = zone_line(host.served_zone, "_dmarc", "TXT")
+    host.serve(zone=host.served_zone.replace(dmarc, dmarc.replace("quarantine", "none")))
     poll(lambda: daemon.status()["check"]["errors"] == 1, 20, "the DMARC error")
     seen: set[float] = set()
 
