@@ -378,6 +378,47 @@ def _supervise(sub: Subparsers) -> None:
     )
 
 
+def _deploy(sub: Subparsers) -> None:
+    p = _add(sub, "deploy", "deploy", "install or update servers over SSH; push the conf repo")
+    p.add_argument("hosts", nargs="+", metavar="HOST", help="[USER@]HOST[:PORT], root or sudo")
+    p.add_argument("--conf", default=".", help="the conf repo to push (default: .)")
+    p.add_argument("--adopt", action="store_true", help="import the host's /etc/chasquid first")
+    p.add_argument("--remote", default="vps", help="the conf repo's remote (default: vps)")
+    p.add_argument(
+        "--push-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="public key the pusher logs in with (default: the login user's keys)",
+    )
+    p.add_argument("--pusher", default="git", help="owner of the watched repo (default: git)")
+    p.add_argument("--repo-path", default="/srv/mail-conf.git", help="the watched repo there")
+    p.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust and remember a host key never seen before",
+    )
+    p.add_argument(
+        "--host-settings",
+        metavar="FILE",
+        help="host settings to install where there are none (deploy sets repo, branch, "
+        "state_dir, chasquid.config_dir and .service; default: deploy/gitops-mail.yaml)",
+    )
+    p.add_argument(
+        "--root", default="/", help="install below this directory ({host}: the host's name)"
+    )
+    p.add_argument(
+        "--systemctl", default="systemctl", help="the service manager ({host}: the host's name)"
+    )
+    p.add_argument("--apt", default="apt-get", help="the package manager's command")
+    p.add_argument(
+        "--chasquid-service",
+        choices=("systemd", "supervise"),
+        default="systemd",
+        help="how the host settings restart chasquid (default: systemd)",
+    )
+
+
 # In the order --help lists them.
 _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "validate": _validate,
@@ -399,6 +440,7 @@ _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "check": _check,
     "send-test": _send_test,
     "supervise": _supervise,
+    "deploy": _deploy,
 }
 
 

@@ -1,0 +1,125 @@
+"""The steps of one host's deploy, in order, from its layout, its facts and what is uploaded.
+
+1. packages: chasquid, git, the venv's Python;
+2. the pusher's account, its ``authorized_keys``, the watched bare repo;
+3. the wheelhouse uploaded to ``<home>/wheels``, the venv made from it
+   (no index: the host needs nothing but its apt mirror), the link
+   ``/usr/local/bin/gitops-mail`` that the unit's ExecStart names;
+4. the host settings (written only where missing: the host's policy is root's),
+   the push hooks, the unit;
+5. chasquid's socket units enabled and started; gitops-mail.service enabled
+   and started, restarted when the venv, the settings or the unit changed.
+
+The conf repo is pushed after these, by the command line.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from dataclasses import dataclass
+
+from gitops_mail.core.deploy.facts import Facts, interpreter
+from gitops_mail.core.deploy.layout import CHASQUID_SOCKETS, UNIT, Layout
+from gitops_mail.core.deploy.steps import (
+    Account,
+    Command,
+    Content,
+    Directory,
+    File,
+    Lines,
+    Link,
+    Packages,
+    Service,
+    Step,
+)
+
+q = shlex.quote
+GIT_SHELL = "/usr/bin/git-shell"  # the pusher can push and fetch, and nothing else
+VENV, SETTINGS, UNIT_STEP = "venv", "host settings", "unit"
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """The wheels to upload: gitops-mail's own and its dependencies', for one Python."""
+
+    files: tuple[tuple[str, Content], ...]  # (file name, content)
+    project: str  # the file name of gitops-mail's wheel
+    digest: str  # of every file name and digest: the venv's stamp
+
+
+@dataclass(frozen=True)
+class Texts:
+    unit: bytes  # deploy/gitops-mail.service with this layout's paths
+    settings: bytes  # deploy/gitops-mail.yaml with this layout's paths
+
+
+def deploy_steps(
+    layout: Layout, facts: Facts, wheels: Wheelhouse, texts: Texts, keys: tuple[str, ...]
+) -> list[Step]:
+    return [
+        *_packages(facts),
+        *_pusher(layout, facts, keys),
+        *_venv(layout, facts, wheels),
+        File(SETTINGS, layout.at(layout.settings), Content.of(texts.settings), keep_existing=True),
+        _hooks(layout),
+        File(UNIT_STEP, layout.unit_path, Content.of(texts.unit)),
+        Command("systemd reload", f"{q(layout.systemctl)} daemon-reload", "true", (UNIT_STEP,)),
+        Service("chasquid sockets", CHASQUID_SOCKETS),
+        Service("gitops-mail service", (UNIT,), restart_after=(VENV, SETTINGS, UNIT_STEP)),
+    ]
+
+
+def _packages(facts: Facts) -> list[Step]:
+    _, _, python = interpreter(facts)
+    return [Packages("packages", ("chasquid", "git", *python))]
+
+
+def _pusher(layout: Layout, facts: Facts, keys: tuple[str, ...]) -> list[Step]:
+    user, home = layout.pusher, layout.pusher_home(facts.pusher_home or None)
+    repo = layout.at(layout.repo)
+    init = (
+        f"install -d -o {q(user)} -g {q(user)} -m 755 {q(repo)} && cd / && "
+        f"runuser -u {q(user)} -- git init --quiet --bare --initial-branch={q(layout.branch)} "
+        f"{q(repo)}"
+    )
+    owned = f'test -f {q(repo + "/HEAD")} && [ "$(stat -c %U {q(repo)})" = {q(user)} ]'
+    return [
+        Account("pusher", user, home, GIT_SHELL),
+        Lines("push keys", posixpath.join(home, ".ssh", "authorized_keys"), keys, user, user),
+        Command("repo", init, owned),
+    ]
+
+
+def _venv(layout: Layout, facts: Facts, wheels: Wheelhouse) -> list[Step]:
+    python, _, _ = interpreter(facts)
+    steps: list[Step] = [Directory("wheels dir", layout.wheels)]
+    steps += [
+        File(f"wheel {name}", posixpath.join(layout.wheels, name), content)
+        for name, content in wheels.files
+    ]
+    pip = f"{q(layout.venv)}/bin/pip install --isolated --quiet --no-index"
+    stamp = q(layout.venv + "/.wheelhouse")
+    install = (
+        f"{q(python)} -m venv {q(layout.venv)} && "
+        f"{pip} --find-links {q(layout.wheels)} gitops-mail && "
+        f"{pip} --no-deps --force-reinstall {q(posixpath.join(layout.wheels, wheels.project))} && "
+        f"echo {q(wheels.digest)} > {stamp}"
+    )
+    check = f'[ "$(cat {stamp} 2>/dev/null)" = {q(wheels.digest)} ]'
+    return [
+        *steps,
+        Command(VENV, install, check),
+        Link("link", layout.at(layout.link), layout.command),
+    ]
+
+
+def _hooks(layout: Layout) -> Command:
+    repo, settings = layout.at(layout.repo), layout.at(layout.settings)
+    run = f"{q(layout.command)} hooks install {q(repo)} --config {q(settings)}"
+    wanted = [
+        f"grep -qF -- {q(f'{layout.python} -m gitops_mail.cli.hooks {h} --config {settings}')} "
+        f"{q(f'{repo}/hooks/{h}')}"
+        for h in ("pre-receive", "post-receive")
+    ]
+    return Command("push hooks", run, " && ".join(wanted))

@@ -1,0 +1,213 @@
+"""One host's deploy: log in, learn the host, carry out the steps, adopt, push, ask how it runs.
+
+The steps are data from ``core.deploy.plan``; here they are only carried
+out: one probe for all of them, then each step that differs, in order, each
+reported as it ends. What happens on this machine (the wheels, the conf repo,
+``git push``) is the caller's, through ``Local``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gitops_mail.core.deploy import facts as hostfacts
+from gitops_mail.core.deploy.layout import UNIT, Layout
+from gitops_mail.core.deploy.plan import Texts, Wheelhouse, deploy_steps
+from gitops_mail.core.deploy.probe import commands, parse_probe, probe_script
+from gitops_mail.core.deploy.report import CHANGED, FAILED, UNCHANGED, HostReport, Outcome
+from gitops_mail.core.deploy.steps import Command, File, Service, Step, differences, kept_note
+from gitops_mail.core.deploy.target import Target
+from gitops_mail.errors import GitopsMailError
+from gitops_mail.host.remote.ssh import RemoteError, Session
+
+q = shlex.quote
+Progress = Callable[[str, Outcome], None]
+
+
+@dataclass(frozen=True)
+class HostJob:
+    target: Target
+    layout: Layout
+    texts: Texts
+    push_keys: tuple[str, ...] = ()  # () : the keys that let the login user in
+    adopt: bool = False
+    accept_new: bool = False
+
+
+class Local(Protocol):
+    """What a host's deploy needs done on this machine."""
+
+    def wheels(self, python: str, machine: str) -> Wheelhouse: ...
+
+    def adopt(self, bundle: Path) -> None: ...
+
+    def push(self, job: HostJob, url: str) -> tuple[str, list[str]]: ...
+
+
+class DeployError(GitopsMailError):
+    """A host cannot be deployed as asked."""
+
+
+def deploy_host(job: HostJob, local: Local, progress: Progress, workdir: Path) -> HostReport:
+    report = HostReport(job.target.name)
+    session: Session | None = None
+    try:
+        session = Session(job.target, accept_new=job.accept_new)
+        _deploy(session, job, local, lambda o: _record(report, progress, o), report, workdir)
+    except GitopsMailError as exc:
+        report.error, report.hint = exc.message, exc.hint
+    finally:
+        if session is not None:
+            session.close()
+    return report
+
+
+def _record(report: HostReport, progress: Progress, outcome: Outcome) -> None:
+    report.outcomes.append(outcome)
+    progress(report.name, outcome)
+
+
+def _deploy(  # noqa: PLR0917 - the parts of one host's deploy, passed down once
+    session: Session,
+    job: HostJob,
+    local: Local,
+    say: Callable[[Outcome], None],
+    report: HostReport,
+    workdir: Path,
+) -> None:
+    layout = job.layout
+    facts = hostfacts.parse_facts(session.run(hostfacts.facts_script(layout)).stdout)
+    hostfacts.check_supported(facts)
+    adopt = _adoption(job, facts)
+    keys = job.push_keys or facts.login_keys
+    if not keys:
+        raise DeployError(
+            f"no SSH key to let {layout.pusher} push with",
+            "pass --push-key ~/.ssh/id_ed25519.pub (the key git push uses)",
+        )
+    _, python, _ = hostfacts.interpreter(facts)
+    wheels = local.wheels(python, facts.arch or "x86_64")
+    steps = deploy_steps(layout, facts, wheels, job.texts, keys)
+    carry_out(session, steps, layout, say)
+    if adopt:
+        started = time.monotonic()
+        local.adopt(_import_on_host(session, layout, workdir))
+        say(
+            Outcome("adopt", CHANGED, f"imported {layout.chasquid_dir}", time.monotonic() - started)
+        )
+    started = time.monotonic()
+    report.pushed, report.push_output = local.push(job, push_url(job.target, layout))
+    say(
+        Outcome(
+            "push",
+            CHANGED if report.pushed else UNCHANGED,
+            report.pushed,
+            time.monotonic() - started,
+        )
+    )
+    _summary(session, layout, report)
+
+
+def _adoption(job: HostJob, facts: hostfacts.Facts) -> bool:
+    where = job.layout.chasquid_dir
+    if facts.managed:
+        return False  # gitops-mail applies here already: the repo is the truth
+    if facts.chasquid_domains and not job.adopt:
+        raise DeployError(
+            f"{job.target.spec} has a chasquid config in {where} that gitops-mail does not "
+            "manage yet; deploying would replace it",
+            "pass --adopt to import it into the conf repo first (nothing is lost)",
+        )
+    if job.adopt and not facts.chasquid_domains:
+        raise DeployError(
+            f"--adopt: {job.target.spec} has no chasquid config to adopt in {where}",
+            "deploy without --adopt, from a conf repo made with `gitops-mail init`",
+        )
+    return job.adopt
+
+
+def carry_out(
+    session: Session, steps: list[Step], layout: Layout, say: Callable[[Outcome], None]
+) -> None:
+    """Probe every step at once, then make each one that differs so, in order."""
+    found = parse_probe(session.run(probe_script(steps, layout)).stdout, len(steps))
+    changed: set[str] = set()
+    for step, value in zip(steps, found, strict=True):
+        started = time.monotonic()
+        why = _why(step, value, changed)
+        if not why:
+            say(Outcome(step.name, UNCHANGED, kept_note(step, value) or ""))
+            continue
+        try:
+            _make(session, step, layout, restart="restart" in why)
+        except GitopsMailError as exc:
+            say(Outcome(step.name, FAILED, exc.message, time.monotonic() - started))
+            raise
+        changed.add(step.name)
+        say(Outcome(step.name, CHANGED, ", ".join(why), time.monotonic() - started))
+
+
+def _why(step: Step, found: str, changed: set[str]) -> list[str]:
+    why = differences(step, found)
+    if isinstance(step, Service) and set(step.restart_after) & changed and "not running" not in why:
+        why.append(f"restart: {', '.join(sorted(set(step.restart_after) & changed))} changed")
+    if isinstance(step, Command) and set(step.after) & changed and not why:
+        why.append(f"{', '.join(sorted(set(step.after) & changed))} changed")
+    return why
+
+
+def _make(session: Session, step: Step, layout: Layout, *, restart: bool) -> None:
+    stage = ""
+    if isinstance(step, File):
+        stage = f"{session.stage}/{step.content.sha256}"
+        source = (
+            step.content.data if step.content.data is not None else Path(step.content.source or "")
+        )
+        session.put(source, stage)
+    for command in commands(step, layout, restart=restart, stage=stage):
+        session.run(command)
+
+
+def _import_on_host(session: Session, layout: Layout, workdir: Path) -> Path:
+    """``gitops-mail import`` of the host's chasquid dir, run there; its repo as a bundle here."""
+    repo, bundle = f"{session.stage}/adopted", f"{session.stage}/adopted.bundle"
+    session.run(
+        f"{q(layout.command)} import {q(layout.at(layout.chasquid_dir))} {q(repo)} && "
+        f"git -C {q(repo)} bundle create --quiet {q(bundle)} --all && chmod 644 {q(bundle)}"
+    )
+    local = workdir / "adopted.bundle"
+    session.get(bundle, local)
+    return local
+
+
+def push_url(target: Target, layout: Layout) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    port = f":{target.port}" if target.port else ""
+    return f"ssh://{layout.pusher}@{host}{port}{layout.at(layout.repo)}"
+
+
+def _summary(session: Session, layout: Layout, report: HostReport) -> None:
+    ctl, command = q(layout.systemctl), q(layout.command)
+    script = (
+        "chasquid -version 2>&1 | head -n 1; echo; "
+        f"{ctl} is-active {UNIT} 2>/dev/null; echo; "
+        f"{command} --config {q(layout.at(layout.settings))} status --format json 2>/dev/null"
+    )
+    out = session.run(script, check=False).stdout
+    version, _, rest = out.partition("\n\n")
+    active, _, status = rest.partition("\n\n")
+    report.chasquid = version.strip().removeprefix("chasquid ")
+    report.daemon = active.strip() or "unknown"
+    try:
+        report.live = json.loads(status).get("live") or ""
+    except ValueError:
+        report.notes.append("`gitops-mail status` on the host did not answer")
+
+
+__all__ = ["DeployError", "HostJob", "Local", "RemoteError", "carry_out", "deploy_host", "push_url"]
