@@ -256,15 +256,17 @@ def push_if_behind(conf: Path, name: str, branch: str) -> tuple[str, list[str]]:
     ]
     if done.returncode != 0:
         said = done.text + ("" if lines else done.stderr.decode("utf-8", "replace"))
-        raise _push_error(name, branch, said, bool(there))
+        raise _push_error(name, branch, said, bool(there), lines)
     return (f"pushed {there[:7]}..{mine[:7]}" if there else f"pushed {mine[:7]}"), lines
 
 
-def _push_error(name: str, branch: str, porcelain: str, had: bool) -> GitopsMailError:
-    if "pre-receive hook declined" in porcelain and "remote: " not in porcelain:
+def _push_error(
+    name: str, branch: str, porcelain: str, had: bool, lines: list[str]
+) -> GitopsMailError:
+    if "pre-receive hook declined" in porcelain:
+        said = "".join(f"\n    remote: {line}" for line in lines)
         return remotedeploy.DeployError(
-            f"the host refused the push of {branch}: its pre-receive hook found problems "
-            "(the remote: lines above)",
+            f"the host refused the push of {branch}: its pre-receive hook said{said}",
             "fix them in the conf repo, commit, and deploy again",
         )
     if "[rejected]" in porcelain and had:

@@ -131,7 +131,7 @@ class World:
             "mail_delivery_agent_args": "%to%",
         }
         manifest = (
-            "version: 1\nchasquid:\n  version: \"1.11\"\ncertificates:\n"
+            'version: 1\nchasquid:\n  version: "1.11"\ncertificates:\n'
             f"  - name: {HOSTNAME}\n"
             f"    files: {{fullchain: {certs}/fullchain.pem, key: {certs}/privkey.pem}}\n"
             f"domains:\n  {DOMAIN}: {{}}\n"

@@ -46,9 +46,9 @@ def facts_script(layout: Layout) -> str:
             '[ -r /etc/os-release ] && . /etc/os-release && echo "os_id=$ID" && '
             'echo "os_version=$VERSION_ID"',
             'echo "arch=$(uname -m)"',
-            "command -v python3 >/dev/null && "
-            'echo "python3=$(python3 -c \'import sys; print("%d.%d" % sys.version_info[:2])\')"',
-            "command -v python3.11 >/dev/null && echo python311=yes",
+            '[ -x /usr/bin/python3 ] && echo "python3=$(/usr/bin/python3 -c '
+            '\'import sys; print("%d.%d" % sys.version_info[:2])\')"',
+            "[ -x /usr/bin/python3.11 ] && echo python311=yes",
             "command -v chasquid >/dev/null && "
             'echo "chasquid_version=$(chasquid -version 2>&1 | head -n 1)"',
             f'[ -d {domains} ] && echo "chasquid_domains=$(ls -A {domains} | wc -l)"',
@@ -109,13 +109,14 @@ def interpreter(facts: Facts) -> tuple[str, str, tuple[str, ...]]:
     """(command, "X.Y", apt packages for it) of the Python the venv is made with.
 
     The distribution's python3 when it is 3.11 or later; else (Ubuntu 22.04)
-    its python3.11 package.
+    its python3.11 package. Named by absolute path: the login shell's PATH may
+    find another Python first (pyenv), one the pusher's hooks cannot run.
     """
     major = facts.os_version.split(".")[0]
     python3 = facts.python3 or DISTRO_PYTHON.get(facts.os_id, {}).get(major, "")
     if _version(python3) >= MIN_PYTHON:
-        return "python3", python3, ("python3", "python3-venv")
-    return "python3.11", "3.11", ("python3.11", "python3.11-venv")
+        return "/usr/bin/python3", python3, ("python3", "python3-venv")
+    return "/usr/bin/python3.11", "3.11", ("python3.11", "python3.11-venv")
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -60,6 +60,7 @@ def deploy_steps(
     return [
         *_packages(facts),
         *_pusher(layout, facts, keys),
+        Directory("chasquid dir", layout.at(layout.chasquid_dir)),  # the package's; a --root's
         *_venv(layout, facts, wheels),
         File(SETTINGS, layout.at(layout.settings), Content.of(texts.settings), keep_existing=True),
         _hooks(layout),

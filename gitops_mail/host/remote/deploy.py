@@ -8,10 +8,11 @@ reported as it ends. What happens on this machine (the wheels, the conf repo,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -135,22 +136,68 @@ def _adoption(job: HostJob, facts: hostfacts.Facts) -> bool:
 def carry_out(
     session: Session, steps: list[Step], layout: Layout, say: Callable[[Outcome], None]
 ) -> None:
-    """Probe every step at once, then make each one that differs so, in order."""
+    """Probe every step at once, then make each one that differs so, in order.
+
+    Files in a row (the wheels) are copied one by one and installed with one
+    command: a round trip per file would cost more than the copies.
+    """
     found = parse_probe(session.run(probe_script(steps, layout)).stdout, len(steps))
     changed: set[str] = set()
+    files: list[tuple[File, list[str]]] = []
     for step, value in zip(steps, found, strict=True):
-        started = time.monotonic()
+        if not isinstance(step, File):
+            _install(session, files, layout, say, changed)
         why = _why(step, value, changed)
+        if isinstance(step, File) and why:
+            files.append((step, why))
+            continue
         if not why:
             say(Outcome(step.name, UNCHANGED, kept_note(step, value) or ""))
             continue
-        try:
-            _make(session, step, layout, restart="restart" in why)
-        except GitopsMailError as exc:
-            say(Outcome(step.name, FAILED, exc.message, time.monotonic() - started))
-            raise
+        started = time.monotonic()
+        with _reported(step.name, started, say):
+            _make(session, step, layout, "restart" in why)
         changed.add(step.name)
         say(Outcome(step.name, CHANGED, ", ".join(why), time.monotonic() - started))
+    _install(session, files, layout, say, changed)
+
+
+def _install(
+    session: Session,
+    files: list[tuple[File, list[str]]],
+    layout: Layout,
+    say: Callable[[Outcome], None],
+    changed: set[str],
+) -> None:
+    """Copy ``files`` to the staging directory, install them with one command; empties it."""
+    if not files:
+        return
+    started, names = time.monotonic(), ", ".join(f.name for f, _ in files)
+    script: list[str] = []
+    for step, _ in files:
+        stage = f"{session.stage}/{step.content.sha256}"
+        data = step.content.data
+        source = data if data is not None else Path(step.content.source or "")
+        with _reported(names, started, say):
+            session.put(source, stage)
+        script += commands(step, layout, stage=stage)
+    with _reported(names, started, say):
+        session.run(" && ".join(script))
+    each = (time.monotonic() - started) / len(files)
+    for step, why in files:
+        changed.add(step.name)
+        say(Outcome(step.name, CHANGED, ", ".join(why), each))
+    files.clear()
+
+
+@contextlib.contextmanager
+def _reported(name: str, started: float, say: Callable[[Outcome], None]) -> Iterator[None]:
+    """Reports a failure inside as the outcome of ``name``, then lets it go on."""
+    try:
+        yield
+    except GitopsMailError as exc:
+        say(Outcome(name, FAILED, exc.message, time.monotonic() - started))
+        raise
 
 
 def _why(step: Step, found: str, changed: set[str]) -> list[str]:
@@ -162,16 +209,8 @@ def _why(step: Step, found: str, changed: set[str]) -> list[str]:
     return why
 
 
-def _make(session: Session, step: Step, layout: Layout, *, restart: bool) -> None:
-    stage = ""
-    if isinstance(step, File):
-        stage = f"{session.stage}/{step.content.sha256}"
-        source = (
-            step.content.data if step.content.data is not None else Path(step.content.source or "")
-        )
-        session.put(source, stage)
-    for command in commands(step, layout, restart=restart, stage=stage):
-        session.run(command)
+def _make(session: Session, step: Step, layout: Layout, restart: bool) -> None:
+    session.run(" && ".join(f"{{ {c}; }}" for c in commands(step, layout, restart=restart)))
 
 
 def _import_on_host(session: Session, layout: Layout, workdir: Path) -> Path:
@@ -193,21 +232,22 @@ def push_url(target: Target, layout: Layout) -> str:
 
 
 def _summary(session: Session, layout: Layout, report: HostReport) -> None:
+    """chasquid's version, the service's state and the live revision, in one round trip."""
     ctl, command = q(layout.systemctl), q(layout.command)
     script = (
-        "chasquid -version 2>&1 | head -n 1; echo; "
-        f"{ctl} is-active {UNIT} 2>/dev/null; echo; "
-        f"{command} --config {q(layout.at(layout.settings))} status --format json 2>/dev/null"
+        'echo "version=$(chasquid -version 2>&1 | head -n 1)"; '
+        f'echo "active=$({ctl} is-active {UNIT} 2>/dev/null)"; '
+        f"{command} --config {q(layout.at(layout.settings))} status --format json 2>&1"
     )
     out = session.run(script, check=False).stdout
-    version, _, rest = out.partition("\n\n")
-    active, _, status = rest.partition("\n\n")
-    report.chasquid = version.strip().removeprefix("chasquid ")
-    report.daemon = active.strip() or "unknown"
+    version, _, rest = out.partition("\n")
+    active, _, status = rest.partition("\n")
+    report.chasquid = version.removeprefix("version=").removeprefix("chasquid ").split(" ")[0]
+    report.daemon = active.removeprefix("active=").strip() or "unknown"
     try:
         report.live = json.loads(status).get("live") or ""
     except ValueError:
-        report.notes.append("`gitops-mail status` on the host did not answer")
+        report.notes.append(f"`gitops-mail status` on the host said: {status.strip()[-300:]}")
 
 
 __all__ = ["DeployError", "HostJob", "Local", "RemoteError", "carry_out", "deploy_host", "push_url"]
