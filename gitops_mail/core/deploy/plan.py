@@ -118,9 +118,12 @@ def _venv(layout: Layout, facts: Facts, wheels: Wheelhouse) -> list[Step]:
 def _hooks(layout: Layout) -> Command:
     repo, settings = layout.at(layout.repo), layout.at(layout.settings)
     run = f"{q(layout.command)} hooks install {q(repo)} --config {q(settings)}"
-    wanted = [
-        f"grep -qF -- {q(f'{layout.python} -m gitops_mail.cli.hooks {h} --config {settings}')} "
-        f"{q(f'{repo}/hooks/{h}')}"
+    wanted = [  # the venv's python (python or python3) runs the hook with these settings
+        f"grep -qF -- {q(text)} {q(f'{repo}/hooks/{h}')}"
         for h in ("pre-receive", "post-receive")
+        for text in (
+            f"{layout.venv}/bin/python",
+            f"-m gitops_mail.cli.hooks {h} --config {settings}",
+        )
     ]
     return Command("push hooks", run, " && ".join(wanted))

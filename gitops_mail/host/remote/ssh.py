@@ -36,6 +36,14 @@ class RemoteResult:
     stderr: str
 
 
+def _why_not(exc: BaseException) -> str:
+    """ "Connection refused", not paramiko's "Unable to connect to port 22 on 1.2.3.4"."""
+    errors = getattr(exc, "errors", None)  # paramiko's NoValidConnectionsError, per address
+    if isinstance(errors, dict) and errors:
+        exc = next(iter(errors.values()))
+    return str(getattr(exc, "strerror", None) or exc)
+
+
 class _SaveNewKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko: no types
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -98,7 +106,7 @@ class Session:
             ) from exc
         except (OSError, EOFError) as exc:
             raise RemoteError(
-                f"{where}: cannot connect: {getattr(exc, 'strerror', None) or exc}",
+                f"{where}: cannot connect: {_why_not(exc)}",
                 "check the address and port, and that sshd runs and is reachable",
             ) from exc
 
