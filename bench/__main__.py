@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import apply, check, core, daemon
+from bench import apply, check, core, daemon, deploy
 
 SUITES: dict[str, Callable[[argparse.Namespace], dict[str, object]]] = {
     "core": lambda args: core.run(args.runs),
     "apply": lambda args: apply.run(args.runs),
     "daemon": lambda args: daemon.run(args.pushes, args.reconciles, args.idle_seconds),
     "check": lambda args: check.run(args.runs),
+    "deploy": lambda args: deploy.run(args.runs),
 }
 
 

@@ -231,18 +231,12 @@ def ensure_remote(conf: Path, name: str, url: str) -> None:
 def push_if_behind(conf: Path, name: str, branch: str) -> tuple[str, list[str]]:
     """Push ``branch`` unless the host has it already; ("pushed ...", hook lines) or ("", [])."""
     ref, theirs = f"refs/heads/{branch}", f"refs/remotes/{name}/{branch}"
-    _git(
-        conf,
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        name,
-        f"+{ref}:{theirs}",
-        check=False,
-    )
+    fetch = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", name, f"+{ref}:{theirs}")
+    fetched = _git(conf, *fetch, check=False).returncode == 0  # fails: no branch there yet
     mine = gitplumbing.resolve_revision(conf, ref)
-    there = _git(conf, "rev-parse", "--verify", "--quiet", theirs, check=False).text.strip()
+    there = ""
+    if fetched:  # else a remote-tracking ref left from before would be stale
+        there = _git(conf, "rev-parse", "--verify", "--quiet", theirs, check=False).text.strip()
     if (
         there
         and _git(conf, "merge-base", "--is-ancestor", mine, there, check=False).returncode == 0

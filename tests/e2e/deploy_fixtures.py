@@ -164,14 +164,8 @@ class World:
         return path
 
     def deploy(self, *args: str, conf: Path, timeout: float = 600) -> Result:
-        argv = [*GITOPS_MAIL, "deploy", "--conf", str(conf), "--pusher", PUSHER]
-        argv += ["--push-key", str(self.keys.public), "--chasquid-service", "supervise"]
-        argv += ["--host-settings", str(self.settings_template())]
-        # each pretend host installs below its own directory and has its own systemctl
-        argv += ["--root", f"{self.base}/{{host}}"]
-        argv += ["--systemctl", f"{self.base}/systemctl-{{host}}/systemctl"]
         done = subprocess.run(
-            [*argv, *args],
+            self.argv(*args, conf=conf),
             env=self.env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -180,6 +174,16 @@ class World:
             check=False,
         )
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def argv(self, *args: str, conf: Path) -> list[str]:
+        """The deploy command line for ``args`` (hosts and options) in this world."""
+        argv = [*GITOPS_MAIL, "deploy", "--conf", str(conf), "--pusher", PUSHER]
+        argv += ["--push-key", str(self.keys.public), "--chasquid-service", "supervise"]
+        argv += ["--host-settings", str(self.settings_template())]
+        # each pretend host installs below its own directory and has its own systemctl
+        argv += ["--root", f"{self.base}/{{host}}"]
+        argv += ["--systemctl", f"{self.base}/systemctl-{{host}}/systemctl"]
+        return [*argv, *args]
 
     def close(self) -> None:
         for host in self.hosts:
@@ -198,6 +202,19 @@ def deploy_host_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("host-key") / "ssh_host_ed25519_key"
     keygen(path, "host@test")
     return path
+
+
+def make_pusher(base: Path, public_key: str) -> None:
+    """The pusher, made beforehand, with the deployer's key: for several pretend hosts,
+    which share this machine's accounts where a real fleet would not."""
+    home = base / "pusher-home"
+    useradd = ["useradd", "--system", "--user-group", "--create-home", "--home-dir", str(home)]
+    subprocess.run(
+        [*useradd, "--shell", "/usr/bin/git-shell", "--password", "*", PUSHER], check=True
+    )
+    (home / ".ssh").mkdir(mode=0o700)
+    (home / ".ssh/authorized_keys").write_text(public_key)
+    subprocess.run(["chown", "-R", f"{PUSHER}:{PUSHER}", str(home)], check=True)
 
 
 def remove_pusher() -> None:
@@ -240,5 +257,7 @@ __all__ = [
     "Host",
     "Result",
     "World",
+    "make_pusher",
     "poll",
+    "remove_pusher",
 ]

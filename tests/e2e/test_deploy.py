@@ -31,6 +31,7 @@ from deploy_fixtures import (  # noqa: E402 - after the plugins
     USERS,
     Host,
     World,
+    make_pusher,
 )
 from support.livetree import tree_state  # noqa: E402
 
@@ -235,26 +236,7 @@ def test_adopt_imports_an_existing_config_and_nothing_is_lost(
 def test_one_unreachable_host_of_three_is_reported_and_the_others_deploy(
     deploy_world: World, workdir: Any, users_files: Any, tls_cert: Any
 ) -> None:
-    home = deploy_world.base / "pusher-home"
-    subprocess.run(
-        [
-            "useradd",
-            "--system",
-            "--user-group",
-            "--create-home",
-            "--home-dir",
-            str(home),
-            "--shell",
-            "/usr/bin/git-shell",
-            "--password",
-            "*",
-            PUSHER,
-        ],
-        check=True,
-    )  # made beforehand: the hosts share this machine's accounts, a real fleet would not
-    (home / ".ssh").mkdir(mode=0o700)
-    (home / ".ssh/authorized_keys").write_text(deploy_world.keys.public.read_text())
-    subprocess.run(["chown", "-R", f"{PUSHER}:{PUSHER}", str(home)], check=True)
+    make_pusher(deploy_world.base, deploy_world.keys.public.read_text())
     one, two = deploy_world.add_host(), deploy_world.add_host()
     down = deploy_world.add_host(start=False)
     conf = deploy_world.conf_repo(workdir, users_files.ana, tls_cert())
