@@ -172,6 +172,9 @@ class LocalSide:
                 self._wheels[key] = wheels.wheelhouse(python, machine)
             return self._wheels[key]
 
+    def tip(self) -> str:
+        return gitplumbing.resolve_revision(self.conf, f"refs/heads/{self.branch}")
+
     def adopt(self, bundle: Path) -> None:
         with self._git_lock:
             clone_bundle(bundle, self.conf, self.branch)

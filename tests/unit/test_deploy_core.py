@@ -20,6 +20,7 @@ from gitops_mail.core.deploy.report import (
     UNCHANGED,
     HostReport,
     Outcome,
+    daemon_failure,
     group_wheels,
     summary_lines,
 )
@@ -220,3 +221,18 @@ def test_the_summary_says_which_hosts_failed() -> None:
     assert "  mx2  FAILED" in lines and "       hint: check the address" in lines
     assert "    @ IN MX 10 mail.example.com." in lines
     assert lines[-1] == "1 of 2 host(s) deployed; failed: mx2"
+
+
+def test_a_push_the_daemon_did_not_make_live_is_found_in_the_hook_lines() -> None:
+    assert daemon_failure(["main (1a2b3c4): valid", "applied 1a2b3c4: restart, probes ok"]) is None
+    assert daemon_failure(["unchanged 1a2b3c4: already live, nothing to do"]) is None
+    lines = [
+        "gitops-mail: waiting up to 15 s",
+        "failed 1a2b3c4: chasquid exited",
+        "the live server...",
+    ]
+    assert daemon_failure(lines) == "failed 1a2b3c4: chasquid exited"
+    assert (
+        daemon_failure(["superseded by a later push: error 1a2b3c4: x"])
+        == "superseded by a later push: error 1a2b3c4: x"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 UNCHANGED, CHANGED, FAILED = "unchanged", "changed", "failed"
@@ -36,6 +37,19 @@ class HostReport:
     @property
     def changed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.result == CHANGED]
+
+
+_RESULT = re.compile(r"^(?:superseded by a later push: )?([a-z_]+) [0-9a-f]{7}: ")
+_GOOD = ("applied", "unchanged")
+
+
+def daemon_failure(push_lines: list[str]) -> str | None:
+    """The post-receive line that says the daemon did not make the push live, if one does."""
+    for line in push_lines:
+        match = _RESULT.match(line)
+        if match and match.group(1) not in _GOOD:
+            return line
+    return None
 
 
 def progress_line(name: str, outcome: Outcome) -> str:

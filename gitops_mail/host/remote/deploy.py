@@ -21,7 +21,14 @@ from gitops_mail.core.deploy import facts as hostfacts
 from gitops_mail.core.deploy.layout import UNIT, Layout
 from gitops_mail.core.deploy.plan import Texts, Wheelhouse, deploy_steps
 from gitops_mail.core.deploy.probe import commands, parse_probe, probe_script
-from gitops_mail.core.deploy.report import CHANGED, FAILED, UNCHANGED, HostReport, Outcome
+from gitops_mail.core.deploy.report import (
+    CHANGED,
+    FAILED,
+    UNCHANGED,
+    HostReport,
+    Outcome,
+    daemon_failure,
+)
 from gitops_mail.core.deploy.steps import Command, File, Service, Step, differences, kept_note
 from gitops_mail.core.deploy.target import Target
 from gitops_mail.errors import GitopsMailError
@@ -45,6 +52,8 @@ class Local(Protocol):
     """What a host's deploy needs done on this machine."""
 
     def wheels(self, python: str, machine: str) -> Wheelhouse: ...
+
+    def tip(self) -> str: ...
 
     def adopt(self, bundle: Path) -> None: ...
 
@@ -103,7 +112,8 @@ def _deploy(  # noqa: PLR0917 - the parts of one host's deploy, passed down once
             Outcome("adopt", CHANGED, f"imported {layout.chasquid_dir}", time.monotonic() - started)
         )
     started = time.monotonic()
-    report.pushed, report.push_output = local.push(job, push_url(job.target, layout))
+    if not _has(session, layout, local.tip()):  # asked over this session: no second login
+        report.pushed, report.push_output = local.push(job, push_url(job.target, layout))
     say(
         Outcome(
             "push",
@@ -113,6 +123,10 @@ def _deploy(  # noqa: PLR0917 - the parts of one host's deploy, passed down once
         )
     )
     _summary(session, layout, report)
+    failure = daemon_failure(report.push_output)
+    if failure is not None:
+        report.error = f"the daemon did not make the push live: {failure}"
+        report.hint = "see `gitops-mail history` on the host; fix the conf repo and deploy again"
 
 
 def _adoption(job: HostJob, facts: hostfacts.Facts) -> bool:
@@ -223,6 +237,14 @@ def _import_on_host(session: Session, layout: Layout, workdir: Path) -> Path:
     local = workdir / "adopted.bundle"
     session.get(bundle, local)
     return local
+
+
+def _has(session: Session, layout: Layout, tip: str) -> bool:
+    """Whether the watched branch on the host has ``tip`` (or commits on top of it)."""
+    repo = q(layout.at(layout.repo))
+    branch = q(f"refs/heads/{layout.branch}")
+    check = f"git -c safe.directory={repo} -C {repo} merge-base --is-ancestor {q(tip)} {branch}"
+    return session.run(check, check=False).code == 0
 
 
 def push_url(target: Target, layout: Layout) -> str:

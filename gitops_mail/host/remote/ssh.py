@@ -73,9 +73,13 @@ class Session:
         client.set_missing_host_key_policy(
             _SaveNewKey(known) if accept_new else paramiko.RejectPolicy()
         )
-        self._open()
-        self.login = self.conn.user
-        self.stage = self._run_plain(f"mktemp -d {STAGE_PREFIX}XXXXXX").stdout.strip()
+        self.login, self.stage = self.conn.user, ""
+        try:
+            self._open()
+            self.stage = self._run_plain(f"mktemp -d {STAGE_PREFIX}XXXXXX").stdout.strip()
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _known_hosts(self) -> str:
         value = self.conn.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts")
@@ -170,7 +174,9 @@ class Session:
 
     def close(self) -> None:
         try:
-            if self.stage.startswith(STAGE_PREFIX):
-                self._run(f"rm -rf {self.stage}", None, 60)
+            if self.stage.startswith(STAGE_PREFIX):  # as root: an adoption leaves root's files
+                self.run(f"rm -rf {self.stage}", check=False, timeout=60)
+        except RemoteError:
+            pass  # the host went away: its /tmp is its own to clean
         finally:
             self.conn.close()
