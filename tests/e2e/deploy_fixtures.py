@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import fakesystemctl
+from support import chasquiduser, fakesystemctl
 from support.mail import MDA
 from support.sshd import ClientKeys, Sshd, keygen
 from support.wait import poll
@@ -114,6 +114,9 @@ class World:
         mda = self.mail / "mda.sh"
         mda.write_text(MDA.format(mailboxes=self.mail / "mailboxes"))
         mda.chmod(0o755)
+        for name in ("mailboxes", "data"):  # chasquid runs as chasquid, and writes these
+            chasquiduser.give(self.mail / name, directory=True)
+        chasquiduser.give(self.mail / "mail.log")
         workdir.commit(self.conf_files(users, smtp), "base")
         return Path(workdir.path)
 

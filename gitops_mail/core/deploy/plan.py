@@ -1,6 +1,6 @@
 """The steps of one host's deploy, in order, from its layout, its facts and what is uploaded.
 
-1. packages: chasquid, git, the venv's Python;
+1. packages: chasquid, git, python3-dkim (the DKIM hook of chasquid < 1.14), the venv's Python;
 2. the pusher's account, its ``authorized_keys``, the watched bare repo;
 3. the wheelhouse uploaded to ``<home>/wheels``, the venv made from it
    (no index: the host needs nothing but its apt mirror), the link
@@ -73,7 +73,8 @@ def deploy_steps(
 
 def _packages(facts: Facts) -> list[Step]:
     _, _, python = interpreter(facts)
-    return [Packages("packages", ("chasquid", "git", *python))]
+    # python3-dkim: gitops-mail's DKIM signing hook for chasquid < 1.14 runs on the system Python
+    return [Packages("packages", ("chasquid", "git", "python3-dkim", *python))]
 
 
 def _pusher(layout: Layout, facts: Facts, keys: tuple[str, ...]) -> list[Step]:
