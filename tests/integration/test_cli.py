@@ -109,6 +109,7 @@ ARGS = {
     "hook": ["pre-receive"],
     "dkim": ["export", "example.com", "s2026"],
     "send-test": ["--from", "a@example.com", "--to", "b@example.com"],
+    "deploy": ["root@203.0.113.7"],
 }
 
 
