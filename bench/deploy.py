@@ -21,15 +21,17 @@ starting the daemon) runs three times on the same CPUs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import measure, ms_row
+from bench.harness import ms_row
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 FIRST_RUNS = 3
@@ -95,10 +97,34 @@ def _fresh(hosts: list[Any]) -> None:
         host.root.mkdir(mode=0o755)
 
 
-def _time(world: Any, hosts: list[Any], conf: Path) -> float:
+def _time(
+    world: Any, hosts: list[Any], conf: Path, steps: list[dict[str, float]] | None = None
+) -> float:
+    """Wall time of one deploy process; each step's seconds (first host) into ``steps``."""
     argv = world.argv(*(h.spec for h in hosts), conf=conf)
-    seconds, _ = measure(argv, env=world.env)
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=world.env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"deploy exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    if steps is not None:
+        steps.append(_step_seconds(done.stdout, hosts[0].sshd.address))
     return seconds
+
+
+def _step_seconds(out: str, address: str) -> dict[str, float]:
+    """``[addr] step: result (1.2 s)`` lines as {step: seconds}."""
+    found = {}
+    for line in out.splitlines():
+        match = re.match(rf"^\[{re.escape(address)}\] ([^:]+): .*\(([0-9.]+) s\)$", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+def _median_steps(samples: list[dict[str, float]]) -> dict[str, float]:
+    names = dict.fromkeys(name for sample in samples for name in sample)
+    return {n: statistics.median(s.get(n, 0.0) for s in samples) * 1000 for n in names}
 
 
 def run(runs: int) -> dict[str, object]:
@@ -136,19 +162,27 @@ def _rows(world: Any, runs: int) -> list[dict[str, object]]:
     one = hosts[:1]
     build = _time(world, one, conf)  # the wheelhouse is built here, once
     first_one, first_three, again_one, again_three = [], [], [], []
+    steps_one: list[dict[str, float]] = []
+    steps_three: list[dict[str, float]] = []
     for _ in range(FIRST_RUNS):
         _fresh(hosts)
-        first_one.append(_time(world, one, conf))
+        first_one.append(_time(world, one, conf, steps_one))
         _fresh(hosts)
-        first_three.append(_time(world, hosts, conf))
+        first_three.append(_time(world, hosts, conf, steps_three))
     for _ in range(runs):
         again_one.append(_time(world, one, conf))
         again_three.append(_time(world, hosts, conf))
     ratio = statistics.median(first_three) / statistics.median(first_one)
     return [
         ms_row("first deploy, 1 host, wheelhouse built first", "-", [build]),
-        ms_row("first deploy, 1 host (wheelhouse cached)", "-", first_one),
-        ms_row("first deploy, 3 hosts in parallel", "<= 1.5 x 1 host", first_three),
+        {
+            **ms_row("first deploy, 1 host (wheelhouse cached)", "-", first_one),
+            "phases_ms": _median_steps(steps_one),
+        },
+        {
+            **ms_row("first deploy, 3 hosts in parallel", "<= 1.5 x 1 host", first_three),
+            "phases_ms": _median_steps(steps_three),
+        },
         {
             "what": "3 hosts in parallel / 1 host, first deploy",
             "target": "<= 1.5",

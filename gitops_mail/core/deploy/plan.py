@@ -46,6 +46,7 @@ class Wheelhouse:
     files: tuple[tuple[str, Content], ...]  # (file name, content)
     project: str  # the file name of gitops-mail's wheel
     digest: str  # of every file name and digest: the venv's stamp
+    pip: str = ""  # the file name of pip's wheel: pip runs from it (the venv has no pip)
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,15 @@ def _venv(layout: Layout, facts: Facts, wheels: Wheelhouse) -> list[Step]:
         File(f"wheel {name}", posixpath.join(layout.wheels, name), content)
         for name, content in wheels.files
     ]
-    pip = f"{q(layout.venv)}/bin/pip install --isolated --quiet --no-index"
-    stamp = q(layout.venv + "/.wheelhouse")
-    install = (
-        f"{q(python)} -m venv {q(layout.venv)} && "
+    venv, stamp = q(layout.venv), q(layout.venv + "/.wheelhouse")
+    pip_wheel = posixpath.join(layout.wheels, wheels.pip, "pip")  # pip runs from its wheel
+    pip = f"{venv}/bin/python {q(pip_wheel)} install --isolated --quiet --no-index"
+    project = q(posixpath.join(layout.wheels, wheels.project))
+    install = (  # a new venv gets all in one pip run; an existing one, the project again too
+        f"if [ -x {venv}/bin/python ]; then new=0; else new=1; "
+        f"{q(python)} -m venv --without-pip {venv} || exit 1; fi && "
         f"{pip} --find-links {q(layout.wheels)} gitops-mail && "
-        f"{pip} --no-deps --force-reinstall {q(posixpath.join(layout.wheels, wheels.project))} && "
+        f'{{ [ "$new" = 1 ] || {pip} --no-deps --force-reinstall {project}; }} && '
         f"echo {q(wheels.digest)} > {stamp}"
     )
     check = f'[ "$(cat {stamp} 2>/dev/null)" = {q(wheels.digest)} ]'

@@ -49,7 +49,7 @@ def wheelhouse(python: str, machine: str, cache: Path | None = None) -> Wheelhou
     cache = cache or cache_dir()
     project = _cached(cache / f"project-{_source_digest()}", _build_project)
     requirements = _requirements()
-    installed = [f"{d.metadata['Name']}=={d.version}" for d in repack.closure(PROJECT)]
+    installed = [f"{d.metadata['Name']}=={d.version}" for d in _installed()]
     parts = [python, machine, *requirements, *installed]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     deps = _cached(
@@ -57,9 +57,20 @@ def wheelhouse(python: str, machine: str, cache: Path | None = None) -> Wheelhou
     )
     files = sorted({p.name: p for p in [*deps.glob("*.whl"), *project.glob("*.whl")]}.items())
     own = [name for name, _ in files if name.startswith("gitops_mail-")]
+    pip = [name for name, _ in files if name.startswith("pip-")]
+    if not pip:
+        raise WheelError(
+            "the wheelhouse has no wheel of pip", "install pip here (python -m ensurepip)"
+        )
     contents = tuple((name, _content(path)) for name, path in files)
     listing = "".join(f"{name} {content.sha256}\n" for name, content in contents)
-    return Wheelhouse(contents, own[0], hashlib.sha256(listing.encode()).hexdigest())
+    return Wheelhouse(contents, own[0], hashlib.sha256(listing.encode()).hexdigest(), pip[0])
+
+
+def _installed() -> list[importlib.metadata.Distribution]:
+    """gitops-mail's dependencies as installed here, and pip: the host's venv is made
+    without pip (``ensurepip`` costs seconds of CPU) and installed by pip run from its wheel."""
+    return [*repack.closure(PROJECT), importlib.metadata.distribution("pip")]
 
 
 def _content(path: Path) -> Content:
@@ -136,14 +147,17 @@ def _deps(out: Path, python: str, machine: str, requirements: list[str]) -> None
     Another: ``pip download`` of the wheels made for that host (the index is asked here)."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if (python, machine) == (here, platform.machine()):
-        for dist in repack.closure(PROJECT):
+        for dist in _installed():
             repack.repack(dist, out)
         return
     argv: list[str | Path] = [sys.executable, "-m", "pip", "download", "--only-binary=:all:"]
     argv += ["--dest", out, "--python-version", python, "--implementation", "cp"]
     for tag in MANYLINUX:
         argv += ["--platform", f"{tag}_{machine}"]
-    _pip([*argv, "--quiet", *requirements], f"getting the wheels for Python {python} on {machine}")
+    _pip(
+        [*argv, "--quiet", "pip", *requirements],
+        f"getting the wheels for Python {python} on {machine}",
+    )
 
 
 def _pip(argv: list[str | Path], what: str) -> None:
