@@ -276,3 +276,21 @@ def test_a_host_whose_key_is_not_the_known_one_is_refused_untouched(
     assert not host.at("opt").exists() and not stranger.at("opt").exists()
     assert host.calls() == [] and stranger.calls() == []
     assert git(conf, "remote").stdout.split() == ["origin"]
+
+
+def test_accept_new_host_key_trusts_a_new_host_once_and_keeps_known_hosts(
+    deploy_world: World, workdir: Any, users_files: Any, tls_cert: Any
+) -> None:
+    stranger = deploy_world.add_host(trusted=False)
+    known = deploy_world.keys.known_hosts
+    ca = deploy_world.keys.public.read_text().split()[:2]  # any valid key
+    known.write_text(f"# kept as it is\n@cert-authority *.example.test {' '.join(ca)}\n")
+    before = known.read_text()
+    conf = deploy_world.conf_repo(workdir, users_files.ana, tls_cert())
+
+    done = deploy_world.deploy("--accept-new-host-key", stranger.spec, conf=conf)
+
+    assert done.code == 0, done.out + done.err
+    host_key = deploy_world.host_key.with_name(deploy_world.host_key.name + ".pub").read_text()
+    line = f"[{stranger.sshd.address}]:{stranger.sshd.port} {' '.join(host_key.split()[:2])}\n"
+    assert known.read_text() == before + line  # git's OpenSSH push then found it there

@@ -36,6 +36,26 @@ class RemoteResult:
     stderr: str
 
 
+def _load_known(client: paramiko.SSHClient, known: Path) -> None:
+    """The host keys of ``known``, line by line as OpenSSH reads it: a line paramiko cannot
+    read (``@cert-authority``, ``@revoked``, a damaged one) is skipped, not fatal."""
+    try:
+        lines = known.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise RemoteError(f"cannot read the known hosts {known}: {exc.strerror}") from exc
+    keys = client.get_host_keys()
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith(("#", "@")):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        except Exception:  # noqa: S112 - paramiko's InvalidHostKey and decode errors
+            continue
+        if entry is not None and entry.key is not None:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+
+
 def _why_not(exc: BaseException) -> str:
     """ "Connection refused", not paramiko's "Unable to connect to port 22 on 1.2.3.4"."""
     errors = getattr(exc, "errors", None)  # paramiko's NoValidConnectionsError, per address
@@ -53,7 +73,8 @@ class _SaveNewKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # param
     ) -> None:
         client.get_host_keys().add(hostname, key.get_name(), key)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        client.save_host_keys(str(self.path))
+        with self.path.open("a") as known:  # one line added: the file's others stay as they are
+            known.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
 class Session:
@@ -69,7 +90,7 @@ class Session:
         known = Path(os.path.expanduser(self._known_hosts()))
         client = self.conn.client
         if known.exists():
-            client.load_host_keys(str(known))
+            _load_known(client, known)
         client.set_missing_host_key_policy(
             _SaveNewKey(known) if accept_new else paramiko.RejectPolicy()
         )
