@@ -15,6 +15,7 @@ import os
 import pwd
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,64 @@ def test_accept_new_host_key_trusts_a_new_host_once_and_keeps_known_hosts(
     host_key = deploy_world.host_key.with_name(deploy_world.host_key.name + ".pub").read_text()
     line = f"[{stranger.sshd.address}]:{stranger.sshd.port} {' '.join(host_key.split()[:2])}\n"
     assert known.read_text() == before + line  # git's OpenSSH push then found it there
+
+
+ADMIN = "gitops-deploy-admin"
+
+
+@pytest.fixture
+def sudo_admin(deploy_world: World) -> Iterator[str]:
+    """A login user whose sudo needs no password, as on a cloud image's default user.
+
+    Its sudoers file is a bind mount over /etc/sudoers.d made inside the test's
+    private mount namespace (scripts/netns-run): the machine's own stays as it is.
+    """
+    drop = deploy_world.base / "sudoers.d"
+    drop.mkdir(mode=0o750)
+    (drop / "deploy-test").write_text(f"{ADMIN} ALL=(ALL) NOPASSWD: ALL\n")
+    (drop / "deploy-test").chmod(0o440)
+    useradd = ["useradd", "--create-home", "--home-dir", str(deploy_world.base / ADMIN)]
+    subprocess.run([*useradd, "--shell", "/bin/sh", "--password", "*", ADMIN], check=True)
+    subprocess.run(["mount", "--bind", str(drop), "/etc/sudoers.d"], check=True)
+    try:
+        yield ADMIN
+    finally:
+        subprocess.run(["umount", "/etc/sudoers.d"], check=True)
+        subprocess.run(["userdel", ADMIN], check=True)
+
+
+def test_a_sudo_user_deploys_as_root_through_sudo(
+    deploy_world: World, sudo_admin: str, workdir: Any, users_files: Any, tls_cert: Any
+) -> None:
+    host = deploy_world.add_host()
+    (host.sshd.root / f"authorized_keys_{sudo_admin}").write_text(
+        deploy_world.keys.public.read_text()
+    )
+    conf = deploy_world.conf_repo(workdir, users_files.ana, tls_cert())
+    spec = f"{sudo_admin}@{host.sshd.address}:{host.sshd.port}"
+
+    done = deploy_world.deploy(spec, conf=conf)
+
+    assert done.code == 0, done.out + done.err
+    assert host.at(VENV_COMMAND).exists() and host.at(UNIT).stat().st_uid == 0
+    assert rcpt(host, "postmaster@example.test") == "250"
+    leftovers = list(Path("/tmp").glob("gitops-mail-deploy.*"))  # the staging dir, as root
+    assert not [p for p in leftovers if p.stat().st_uid == pwd.getpwnam(sudo_admin).pw_uid]
+
+
+def test_a_login_user_without_sudo_is_told_how_to_fix_it(
+    deploy_world: World, workdir: Any, users_files: Any, tls_cert: Any
+) -> None:
+    host = deploy_world.add_host()
+    (host.sshd.root / f"authorized_keys_{PUSHER}").write_text(deploy_world.keys.public.read_text())
+    make_pusher(deploy_world.base, deploy_world.keys.public.read_text())
+    subprocess.run(["usermod", "--shell", "/bin/sh", PUSHER], check=True)  # a shell, no sudo
+    conf = deploy_world.conf_repo(workdir, users_files.ana, tls_cert())
+
+    done = deploy_world.deploy(f"{PUSHER}@{host.sshd.address}:{host.sshd.port}", conf=conf)
+
+    assert done.code == 1
+    assert (
+        "hint: sudo needs a password: allow it without one (NOPASSWD) or log in as root" in done.out
+    )
+    assert not host.at("opt").exists()

@@ -96,8 +96,8 @@ def check_supported(facts: Facts) -> None:
     if versions is None or not major.isdigit() or int(major) < versions[0]:
         raise UnsupportedHost(
             f"{facts.system} is not a system deploy supports",
-            "deploy sets up Debian 12 and Ubuntu 22.04 or later; on another system install "
-            "chasquid and gitops-mail by hand (README: 'By hand')",
+            "deploy sets up Debian 12 and Ubuntu 22.04 or later; elsewhere install chasquid, "
+            "gitops-mail in a venv, and deploy/gitops-mail.service and .yaml by hand",
         )
 
 
