@@ -118,7 +118,7 @@ def test_first_deploy_installs_and_starts_then_a_second_changes_nothing(
     verify = subprocess.run(
         ["systemd-analyze", "verify", host.at(UNIT)], capture_output=True, text=True, check=False
     )
-    assert "gitops-mail" not in verify.stderr, verify.stderr
+    assert verify.returncode == 0 and "gitops-mail" not in verify.stderr, verify.stderr
     # the host settings are deploy/gitops-mail.yaml's, with this host's paths
     settings = hostsettings.load(str(host.at(SETTINGS)))
     assert (settings.repo, settings.chasquid.service) == (host.at(REPO), "supervise")
