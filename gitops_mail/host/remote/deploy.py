@@ -91,42 +91,45 @@ def _deploy(  # noqa: PLR0917 - the parts of one host's deploy, passed down once
     report: HostReport,
     workdir: Path,
 ) -> None:
-    layout = job.layout
-    facts = hostfacts.parse_facts(session.run(hostfacts.facts_script(layout)).stdout)
+    """Learn the host, carry out its steps, adopt, push, and ask how it runs now."""
+    facts = hostfacts.parse_facts(session.run(hostfacts.facts_script(job.layout)).stdout)
     hostfacts.check_supported(facts)
     adopt = _adoption(job, facts)
-    keys = job.push_keys or facts.login_keys
-    if not keys:
-        raise DeployError(
-            f"no SSH key to let {layout.pusher} push with",
-            "pass --push-key ~/.ssh/id_ed25519.pub (the key git push uses)",
-        )
-    _, python, _ = hostfacts.interpreter(facts)
-    wheels = local.wheels(python, facts.arch or "x86_64")
-    steps = deploy_steps(layout, facts, wheels, job.texts, keys)
-    carry_out(session, steps, layout, say)
+    carry_out(session, _steps(job, facts, local), job.layout, say)
     if adopt:
         started = time.monotonic()
-        local.adopt(_import_on_host(session, layout, workdir))
-        say(
-            Outcome("adopt", CHANGED, f"imported {layout.chasquid_dir}", time.monotonic() - started)
-        )
-    started = time.monotonic()
-    if not _has(session, layout, local.tip()):  # asked over this session: no second login
-        report.pushed, report.push_output = local.push(job, push_url(job.target, layout))
-    say(
-        Outcome(
-            "push",
-            CHANGED if report.pushed else UNCHANGED,
-            report.pushed,
-            time.monotonic() - started,
-        )
-    )
-    _summary(session, layout, report)
+        local.adopt(_import_on_host(session, job.layout, workdir))
+        took = time.monotonic() - started
+        say(Outcome("adopt", CHANGED, f"imported {job.layout.chasquid_dir}", took))
+    _push(session, job, local, say, report)
+    _summary(session, job.layout, report)
     failure = daemon_failure(report.push_output)
     if failure is not None:
         report.error = f"the daemon did not make the push live: {failure}"
         report.hint = "see `gitops-mail history` on the host; fix the conf repo and deploy again"
+
+
+def _steps(job: HostJob, facts: hostfacts.Facts, local: Local) -> list[Step]:
+    keys = job.push_keys or facts.login_keys
+    if not keys:
+        raise DeployError(
+            f"no SSH key to let {job.layout.pusher} push with",
+            "pass --push-key ~/.ssh/id_ed25519.pub (the key git push uses)",
+        )
+    _, python, _ = hostfacts.interpreter(facts)
+    wheels = local.wheels(python, facts.arch or "x86_64")
+    return deploy_steps(job.layout, facts, wheels, job.texts, keys)
+
+
+def _push(
+    session: Session, job: HostJob, local: Local, say: Callable[[Outcome], None], report: HostReport
+) -> None:
+    """Push the branch unless the host has it (asked over this session: no second login)."""
+    started = time.monotonic()
+    if not _has(session, job.layout, local.tip()):
+        report.pushed, report.push_output = local.push(job, push_url(job.target, job.layout))
+    result = CHANGED if report.pushed else UNCHANGED
+    say(Outcome("push", result, report.pushed, time.monotonic() - started))
 
 
 def _adoption(job: HostJob, facts: hostfacts.Facts) -> bool:
