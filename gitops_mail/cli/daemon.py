@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops_mail import logs
 from gitops_mail.core.printable import shown_lines
-from gitops_mail.daemon.status import daemon_pid, hold_pid_file, read_status
+from gitops_mail.daemon.status import daemon_pid, hold_pid_file, pass_text, read_status
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import settings as hostsettings
 
@@ -194,7 +194,8 @@ def reconcile_now(settings: hostsettings.HostSettings, *, wait: bool, timeout: f
         )
         return 1
     revision = str(report.get("revision") or "?")[:7]
-    print(shown_lines(f"{report.get('result')} {revision}: {report.get('message')}"))
+    text = pass_text(str(report.get("result")), revision, str(report.get("message")))
+    print(shown_lines(text))
     return 0 if report.get("result") in GOOD_RESULTS else 1
 
 

@@ -105,7 +105,8 @@ def status_lines(state_dir: Path) -> list[str]:
     last = doc.get("last_pass") or {}
     if last:
         revision = str(last.get("revision") or "?")[:7]
-        lines.append(f"daemon:   last pass {revision} {last.get('result')}: {last.get('message')}")
+        text = pass_text(str(last.get("result")), revision, str(last.get("message")))
+        lines.append(f"daemon:   last pass {text}")
     if doc.get("last_error"):
         retry = f"; retry at {doc.get('next_retry')}" if doc.get("next_retry") else ""
         lines.append(f"daemon:   error: {doc['last_error']}{retry}")
@@ -124,6 +125,17 @@ def _check_lines(check: Any) -> list[str]:
     verdict = "all good" if not errors and not warnings else f"{errors} errors, {warnings} warnings"
     lines = [f"check:    {verdict} (since {check.get('since')})"]
     return lines + [f"check:    {problem}" for problem in check.get("problems", [])]
+
+
+def pass_text(result: str, revision: str, message: str) -> str:
+    """How a pass ended, saying the result and the revision once: ``applied 1a2b3c4: ...``
+    (a message that already starts so stays as it is; one that starts with the
+    revision gets the result in front)."""
+    if message.startswith(f"{result} {revision}"):
+        return message
+    if message.startswith(revision):
+        return f"{result}: {message}"
+    return f"{result} {revision}: {message}"
 
 
 def status_line(revision: str | None, result: str, message: str, live: str | None) -> str:

@@ -308,3 +308,23 @@ def test_notify_without_a_listener_logs_a_warning_and_goes_on(tmp_path: Path) ->
             "error": "[Errno 2] No such file or directory",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("result", "message", "shown"),
+    [
+        (
+            "applied",
+            "applied 1a2b3c4: restarted chasquid, probes ok",
+            "applied 1a2b3c4: restarted chasquid, probes ok",
+        ),
+        (
+            "unchanged",
+            "1a2b3c4 is already live; nothing to do",
+            "unchanged: 1a2b3c4 is already live; nothing to do",
+        ),
+        ("error", "cannot restart chasquid", "error 1a2b3c4: cannot restart chasquid"),
+    ],
+)
+def test_a_pass_names_its_result_and_revision_once(result: str, message: str, shown: str) -> None:
+    assert daemonstatus.pass_text(result, "1a2b3c4", message) == shown
