@@ -10,8 +10,6 @@ naming a program, a remote with its own upload-pack) ever runs as root.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,12 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     poll,
 )
 from daemon_fixtures import SALES, StartDaemon, aliases, attempt  # noqa: E402
-from support.pusher import Pusher, not_owned_by  # noqa: E402
+from support.pusher import (  # noqa: E402
+    Pusher,
+    PusherCheckout,
+    not_owned_by,
+    pusher_conf_repo,
+)
 
 pytest_plugins = ["apply_fixtures", "daemon_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
@@ -48,32 +51,10 @@ HOOKS = (
 RECORDER = '#!/bin/sh\necho "$(basename "$0") $(id -u)" >>{marks}\nexit {code}\n'
 
 
-@dataclass(frozen=True)
-class PusherRepo:
-    """``origin`` or ``workdir`` of ``tests/conftest.py``, but the pusher's: git runs as them."""
-
-    pusher: Pusher
-    path: Path
-
-    def git(self, *args: str) -> str:
-        return self.pusher.git(self.path, *args).stdout
-
-    def commit(self, files: Mapping[str, bytes | str | None], message: str = "change") -> str:
-        return self.pusher.commit(self.path, files, message)
-
-    def push(self) -> None:
-        self.pusher.push(self.path)  # fails the test if the push fails
-
-    def sync(self) -> None:
-        """Take what the daemon committed back (a fast-forward)."""
-        self.git("pull", "--quiet", "--ff-only", "origin", "main")
-
-
 @pytest.fixture
-def conf_repo(pusher: Pusher) -> tuple[PusherRepo, PusherRepo]:
+def conf_repo(pusher: Pusher) -> tuple[PusherCheckout, PusherCheckout]:
     """The sandbox's bare repo and clone, owned by the pusher (overrides apply_fixtures')."""
-    repo = pusher.bare_repo()
-    return PusherRepo(pusher, repo), PusherRepo(pusher, pusher.clone(repo))
+    return pusher_conf_repo(pusher)
 
 
 class Recorder:
@@ -97,11 +78,11 @@ class Recorder:
         return {line.rpartition(" ")[2] for line in self.marks.read_text().splitlines()}
 
 
-def main(repo: PusherRepo) -> str:
+def main(repo: PusherCheckout) -> str:
     return repo.git("rev-parse", "main").strip()
 
 
-def committed_back(repo: PusherRepo, revision: str) -> str:
+def committed_back(repo: PusherCheckout, revision: str) -> str:
     """Wait for the daemon's commit on top of ``revision`` in ``repo``; its id."""
     own = poll(lambda: main(repo) if main(repo) != revision else None, 20, "the commit-back")
     author, parent = repo.git("log", "-1", "--format=%an %P", own).split()

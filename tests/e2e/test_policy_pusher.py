@@ -14,8 +14,7 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ pytest.register_assert_rewrite("apply_fixtures", "daemon_fixtures")
 from apply_fixtures import CONF_PATH, Sandbox  # noqa: E402 - after the assertion rewrite
 from daemon_fixtures import StartDaemon  # noqa: E402
 from support.hostpython import open_python  # noqa: E402
-from support.pusher import Pusher  # noqa: E402
+from support.pusher import Pusher, PusherCheckout, pusher_conf_repo  # noqa: E402
 
 from gitops_mail.cli import hooks  # noqa: E402
 
@@ -33,39 +32,10 @@ pytest_plugins = ["apply_fixtures", "daemon_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
 
 
-@dataclass(frozen=True)
-class PushersRepo:
-    """The bare repo, read as its owner (what ``Origin`` does as root)."""
-
-    pusher: Pusher
-    path: Path
-
-    def git(self, *args: str) -> str:
-        return self.pusher.git(self.path, *args).stdout
-
-
-@dataclass(frozen=True)
-class PushersClone:
-    """The pusher's clone: ``Workdir``'s interface, every git command as the pusher."""
-
-    pusher: Pusher
-    path: Path
-
-    def git(self, *args: str) -> str:
-        return self.pusher.git(self.path, *args).stdout
-
-    def commit(self, files: Mapping[str, bytes | str | None], message: str = "change") -> str:
-        return self.pusher.commit(self.path, files, message)
-
-    def push(self) -> None:
-        self.pusher.push(self.path)
-
-
 @pytest.fixture
-def conf_repo(pusher: Pusher) -> tuple[PushersRepo, PushersClone]:
+def conf_repo(pusher: Pusher) -> tuple[PusherCheckout, PusherCheckout]:
     """The sandbox's conf repo, owned by the pusher (replaces apply_fixtures' own)."""
-    repo = pusher.bare_repo()
-    return PushersRepo(pusher, repo), PushersClone(pusher, pusher.clone(repo))
+    return pusher_conf_repo(pusher)
 
 
 @pytest.fixture

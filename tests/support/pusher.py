@@ -137,6 +137,33 @@ class Pusher:
         )
 
 
+@dataclass(frozen=True)
+class PusherCheckout:
+    """``Origin`` or ``Workdir`` of ``tests/conftest.py``, but the pusher's: git runs as them."""
+
+    pusher: Pusher
+    path: Path
+
+    def git(self, *args: str) -> str:
+        return self.pusher.git(self.path, *args).stdout
+
+    def commit(self, files: Mapping[str, bytes | str | None], message: str = "change") -> str:
+        return self.pusher.commit(self.path, files, message)
+
+    def push(self) -> None:
+        self.pusher.push(self.path)  # fails the test if the push fails
+
+    def sync(self) -> None:
+        """Take what the daemon committed back (a fast-forward)."""
+        self.git("pull", "--quiet", "--ff-only", "origin", "main")
+
+
+def pusher_conf_repo(pusher: Pusher) -> tuple[PusherCheckout, PusherCheckout]:
+    """A bare repo and its clone, both the pusher's (for a ``conf_repo`` fixture)."""
+    repo = pusher.bare_repo()
+    return PusherCheckout(pusher, repo), PusherCheckout(pusher, pusher.clone(repo))
+
+
 def not_owned_by(root: Path, uid: int) -> Iterator[Path]:
     """Every path below ``root`` (``root`` too) whose owner is not ``uid``."""
     for path in [root, *root.rglob("*")]:
