@@ -7,12 +7,17 @@ recorded as ``superseded``. A newer tip pushed while a reconcile's probes
 wait for chasquid ends that wait: the old state is restored, the waiting
 revision recorded ``superseded`` (never proven) and the newer tip applied in
 the next pass. A revision whose attempt failed or was invalid is not tried
-again by itself (a new commit, ``reconcile-now`` or a renewed certificate
-is); any other error (the state lock held by an apply, git or the state dir
-failing, chasquid that neither restarts nor comes back restored: ``HostFault``)
-is transient and retried with exponential back-off. At start the tip is
-reconciled unless it is live and intact, so the daemon resumes after a crash
-or reboot.
+again by itself (a new commit or ``reconcile-now`` is); any other error (the
+state lock held by an apply, git or the state dir failing, chasquid that
+neither restarts nor comes back restored: ``HostFault``) is transient and
+retried with exponential back-off. At start the tip is reconciled unless it
+is live and intact, so the daemon resumes after a crash or reboot.
+
+A changed certificate source file is a renewal (``apply.renewal``): when the
+tip is live, or failed and given up, the pass applies the LIVE revision again
+with the new certificates, and the tip keeps its own record (it is not
+retried); a tip not yet tried is applied instead, with the new certificates.
+At start, a renewal missed while the daemon was down is applied the same way.
 
 What it is doing goes to ``state_dir/daemon.json`` (``daemon.status``); reading
 the tip and recording superseded commits live in ``daemon.tips``; process
@@ -29,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gitops_mail import logs
-from gitops_mail.apply import stilllive
+from gitops_mail.apply import renewal, stilllive
 from gitops_mail.apply.reconcile import reconcile
 from gitops_mail.apply.store import Record, StateStore, Unproven
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
@@ -148,20 +153,26 @@ class Daemon:
         started, clock = time.time(), time.monotonic()
         self.status.update(state="reconciling", pending=False, reasons=list(job.reasons))
         revision: str | None = None
+        tip: str | None = None
         try:
-            revision = self._tip(job)
-            result, message = self._handle(revision, job)
+            revision = tip = self._tip(job)
+            live = self._renewal_of(tip, job)
+            if live is not None:
+                revision = live
+                result, message = self._renew(live, tip, job)
+            else:
+                result, message = self._handle(tip, job)
         except Superseded as exc:  # recorded by reconcile; the queue holds the newer tip
-            self._settled(revision)
+            self._settled(tip)
             result, message = "superseded", exc.message
             log.info("reconcile.superseded", revision=revision, by=exc.newer, reason=exc.message)
         except PERMANENT as exc:  # reconcile recorded it in history
-            self._settled(revision)
+            self._settled(tip)
             result, message = _result_of(self.store, revision), exc.message
             log.error("reconcile.refused", revision=revision, result=result, reason=exc.message)
         except Exception as exc:  # the worker must go on: a transient error, retried later
             result, message = "error", _message(exc)
-            self._retry(job, revision, exc)
+            self._retry(job, tip, exc)
         ms = round((time.monotonic() - clock) * 1000, 1)
         return PassReport(revision, result, message, job.force, started, ms)
 
@@ -198,6 +209,46 @@ class Daemon:
         self._watch_certs()
         return outcome.result, outcome.message
 
+    def _renewal_of(self, tip: str, job: Job) -> str | None:
+        """The live revision, when this pass renews its certificates: a source file
+        changed (or the daemon starts) and the tip is live, or failed and given up."""
+        renewing, starting = "certificate" in job.reasons, "start" in job.reasons
+        if not (renewing or starting):
+            return None
+        record = self.store.load()
+        if record.applied is None:
+            return None
+        if tip == record.applied:  # at start, ``_handle`` looks at everything (``still_live``)
+            return record.applied if renewing else None
+        last = record.failed(tip)
+        given_up = last is not None and last.result in GIVEN_UP and not job.force
+        return record.applied if given_up else None
+
+    def _renew(self, live: str, tip: str, job: Job) -> tuple[str, str]:
+        """Apply the live revision with the certificates on disk; the tip is left alone."""
+        log.info("renewal.start", revision=live, tip=tip, reasons=list(job.reasons))
+        outcome = renewal.renew(self.settings, wait=False, on_phase=self._phase_log(live))
+        self._settled(tip)
+        if outcome is None:
+            message = f"{live[:7]} is live with the certificates on disk; nothing to do"
+            log.info("renewal.end", revision=live, result="unchanged", message=message)
+            return "unchanged", message
+        log.info(
+            "renewal.end",
+            revision=outcome.revision,
+            result=outcome.result,
+            message=outcome.message,
+            action=outcome.action.label,
+            phases_ms=outcome.phases,
+        )
+        self._watch_certs()
+        return outcome.result, outcome.message
+
+    def _phase_log(self, revision: str) -> Callable[[str, float, str], None]:
+        return lambda name, ms, result: log.info(
+            "phase", revision=revision, phase=name, duration_ms=ms, result=result
+        )
+
     def _reconcile(self, tip: str, job: Job) -> Outcome | None:
         """The transaction; None when a forced pass found ``tip`` live exactly as proven."""
         if job.force and stilllive.reapply_if_live(self.settings, tip, wait=False):
@@ -207,9 +258,7 @@ class Daemon:
             tip,
             wait=False,
             newer=lambda: self.tips.newer(tip),
-            on_phase=lambda name, ms, result: log.info(
-                "phase", revision=tip, phase=name, duration_ms=ms, result=result
-            ),
+            on_phase=self._phase_log(tip),
         )
 
     def _skip_reason(self, tip: str, record: Record, job: Job) -> str | None:
@@ -221,7 +270,7 @@ class Daemon:
         if last is not None and last.result in GIVEN_UP:
             return (
                 f"{tip[:7]} was {last.result} ({last.reason}); not tried again until a new "
-                "commit, a certificate renewal or `gitops-mail reconcile-now`"
+                "commit or `gitops-mail reconcile-now`"
             )
         return None
 
