@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gitops_mail.core.printable import shown
+from gitops_mail.core.printable import shown, shown_lines
 from gitops_mail.host import settings as hostsettings
 
 
@@ -41,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     for note in outcome.certificates:
         if note.renewed:
             print(f"certificate {note.name} renewed: SHA256 {note.new_fingerprint[:16]}…")
-    print(shown(outcome.message))
+    print(shown_lines(outcome.message))
     return 1 if any(note.refused for note in outcome.certificates) else 0
