@@ -168,3 +168,24 @@ def test_a_renewal_while_the_tip_is_broken_is_served_and_the_tip_stays_failed(
     renewed = daemon.events("renewal.end")
     assert [(e["revision"], e["result"]) for e in renewed] == [(live, "applied")]
     assert daemon.stop() == 0
+
+
+def test_a_first_install_for_another_name_is_an_error_unless_the_entry_allows_it(
+    make_sandbox: Callable[..., Sandbox], test_ca: tuple[Any, Path]
+) -> None:
+    box = make_sandbox()  # nothing applied: no live certificate
+    wrong = issue(test_ca[0], "wrong.example", "127.0.0.1")
+    land(box, wrong)
+
+    done = box.gm("apply")
+
+    assert (done.code, done.out) == (1, "")
+    assert done.err.splitlines()[0] == (
+        f"gitops-mail: error: certificate '{HOSTNAME}': {box.fullchain} does not cover "
+        f"{HOSTNAME} (it names wrong.example)"
+    )
+    assert not (box.config_dir / "certs").exists()
+    allowed = box.manifest().replace("\ndomains:", "\n    allow_name_mismatch: true\ndomains:")
+    box.commit({MANIFEST_PATH: allowed}, "a test server")
+    box.apply_ok()
+    assert served_465(box) == wrong.fingerprint
