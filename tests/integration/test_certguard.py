@@ -32,7 +32,9 @@ def material(*names: str, fingerprint: str = "aa", days: int = 90, born: int = -
     )
 
 
-def refused(src: CertificateSource, new: CertMaterial, live: CertMaterial | None) -> tuple[str, ...]:
+def refused(
+    src: CertificateSource, new: CertMaterial, live: CertMaterial | None
+) -> tuple[str, ...]:
     error = guard.refusal(src, new, live, now=NOW)
     return () if error is None else (error.code, error.message, error.hint)
 
@@ -92,7 +94,11 @@ def test_the_live_certificate_is_read_from_chasquids_tree(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("name", "wanted"),
-    [(HOST, (HOST,)), ("MAIL.Example.COM.", (HOST,)), ("bücher.example", ("xn--bcher-kva.example",))],
+    [
+        (HOST, (HOST,)),
+        ("MAIL.Example.COM.", (HOST,)),
+        ("bücher.example", ("xn--bcher-kva.example",)),
+    ],
 )
 def test_the_names_an_entry_must_cover(name: str, wanted: tuple[str, ...]) -> None:
     assert guard.required_names(source(name)) == wanted
