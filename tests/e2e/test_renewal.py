@@ -24,7 +24,7 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     Sandbox,
     poll,
 )
-from daemon_fixtures import StartDaemon, attempt  # noqa: E402
+from daemon_fixtures import SALES, StartDaemon, aliases, attempt  # noqa: E402
 from renewal_certs import HOSTNAME, Issued, expired, issue, served_465  # noqa: E402
 
 from gitops_mail.host.certs.source import when  # noqa: E402
@@ -189,3 +189,26 @@ def test_a_first_install_for_another_name_is_an_error_unless_the_entry_allows_it
     box.commit({MANIFEST_PATH: allowed}, "a test server")
     box.apply_ok()
     assert served_465(box) == wrong.fingerprint
+
+
+def test_a_push_while_a_renewal_is_refused_is_applied_with_the_live_certificate(
+    sandbox: Sandbox, test_ca: tuple[Any, Path]
+) -> None:
+    box = sandbox
+    old = served_465(box)
+    bad = expired(test_ca[0])
+    land(box, bad)
+    revision = box.commit(aliases("sales: ana\n"), "sales")
+
+    done = box.gm("apply")
+
+    reason = f"certificate '{HOSTNAME}': {box.fullchain} expired on {when(bad.not_after)}"
+    assert (done.code, done.err) == (0, "")
+    assert done.out.splitlines()[-2:] == [
+        f"applied {revision[:7]}: restarted chasquid, probes ok",
+        f"warning: {reason}; {STILL}",
+    ]
+    assert box.rcpt(SALES) == 250
+    assert served_465(box) == old
+    assert box.history()[0]["reason"] == reason
+    assert refused(box)[HOSTNAME]["code"] == "cert.expired"
