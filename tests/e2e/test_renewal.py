@@ -212,3 +212,26 @@ def test_a_push_while_a_renewal_is_refused_is_applied_with_the_live_certificate(
     assert served_465(box) == old
     assert box.history()[0]["reason"] == reason
     assert refused(box)[HOSTNAME]["code"] == "cert.expired"
+
+
+def test_a_renewal_missed_while_the_daemon_was_down_is_served_at_start_the_tip_stays_failed(
+    sandbox: Sandbox, start_daemon: StartDaemon, test_ca: tuple[Any, Path]
+) -> None:
+    box = sandbox
+    live = box.tip()
+    carol = b'users: {\n  key: "carol"\n  value: {\n    denied: {}\n  }\n}\n'
+    broken = box.commit(
+        {USERS_PATH: box.users.ana + carol, MANIFEST_PATH: box.manifest(version="1.13")},
+        "A receive-only user",
+    )
+    assert box.gm("apply").code == 1
+    cert = issue(test_ca[0])
+    land(box, cert)
+
+    daemon = start_daemon(box)
+
+    poll(lambda: served_465(box) == cert.fingerprint, 20, "the renewal on 465")
+    poll(lambda: box.history()[0]["revision"] == live, 20, "the renewal's record")
+    assert box.history()[0]["result"] == "applied"
+    assert [a["result"] for a in box.history() if a["revision"] == broken] == ["failed"]
+    assert daemon.stop() == 0
