@@ -13,11 +13,8 @@ neither restarts nor comes back restored: ``HostFault``) is transient and
 retried with exponential back-off. At start the tip is reconciled unless it
 is live and intact, so the daemon resumes after a crash or reboot.
 
-A changed certificate source file is a renewal (``apply.renewal``): when the
-tip is live, or failed and given up, the pass applies the LIVE revision again
-with the new certificates, and the tip keeps its own record (it is not
-retried); a tip not yet tried is applied instead, with the new certificates.
-At start, a renewal missed while the daemon was down is applied the same way.
+A changed certificate source file is a renewal, applied on the live revision
+whatever the tip's state (``daemon.renewals``).
 
 What it is doing goes to ``state_dir/daemon.json`` (``daemon.status``); reading
 the tip and recording superseded commits live in ``daemon.tips``; process
@@ -34,11 +31,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gitops_mail import logs
-from gitops_mail.apply import renewal, stilllive
+from gitops_mail.apply import stilllive
 from gitops_mail.apply.reconcile import reconcile
 from gitops_mail.apply.store import Record, StateStore, Unproven
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
-from gitops_mail.daemon import triggers
+from gitops_mail.daemon import renewals, triggers
 from gitops_mail.daemon.status import PassReport, StatusFile, now_iso, status_line
 from gitops_mail.daemon.tips import Tips, record_superseded
 from gitops_mail.daemon.triggers import Backoff, Job, Poller, Watchers, WorkQueue
@@ -210,39 +207,17 @@ class Daemon:
         return outcome.result, outcome.message
 
     def _renewal_of(self, tip: str, job: Job) -> str | None:
-        """The live revision, when this pass renews its certificates: a source file
-        changed (or the daemon starts) and the tip is live, or failed and given up."""
-        renewing, starting = "certificate" in job.reasons, "start" in job.reasons
-        if not (renewing or starting):
-            return None
-        record = self.store.load()
-        if record.applied is None:
-            return None
-        if tip == record.applied:  # at start, ``_handle`` looks at everything (``still_live``)
-            return record.applied if renewing else None
-        last = record.failed(tip)
-        given_up = last is not None and last.result in GIVEN_UP and not job.force
-        return record.applied if given_up else None
+        return renewals.target(self.store.load(), tip, job, GIVEN_UP)
 
     def _renew(self, live: str, tip: str, job: Job) -> tuple[str, str]:
         """Apply the live revision with the certificates on disk; the tip is left alone."""
-        log.info("renewal.start", revision=live, tip=tip, reasons=list(job.reasons))
-        outcome = renewal.renew(self.settings, wait=False, on_phase=self._phase_log(live))
-        self._settled(tip)
-        if outcome is None:
-            message = f"{live[:7]} is live with the certificates on disk; nothing to do"
-            log.info("renewal.end", revision=live, result="unchanged", message=message)
-            return "unchanged", message
-        log.info(
-            "renewal.end",
-            revision=outcome.revision,
-            result=outcome.result,
-            message=outcome.message,
-            action=outcome.action.label,
-            phases_ms=outcome.phases,
+        result, message, changed = renewals.run(
+            self.settings, live, tip, job, self._phase_log(live)
         )
-        self._watch_certs()
-        return outcome.result, outcome.message
+        self._settled(tip)
+        if changed:
+            self._watch_certs()
+        return result, message
 
     def _phase_log(self, revision: str) -> Callable[[str, float, str], None]:
         return lambda name, ms, result: log.info(
