@@ -146,17 +146,9 @@ class _Apply:
         self, result: str, action: Action, plan: Plan, staged: livefs.Staged | None, message: str
     ) -> Outcome:
         changes = staged.changes if staged is not None else ()
-        told = "\n".join([message, *self.certs.warnings])
-        return Outcome(
-            self.r.revision,
-            result,
-            action,
-            plan,
-            changes,
-            self.r.phases.ms,
-            told,
-            certificates=self.certs.notes,
-        )
+        told = "\n".join([message, *self.certs.warnings])  # a refused certificate: a warning
+        phases, notes = self.r.phases.ms, self.certs.notes
+        return Outcome(self.r.revision, result, action, plan, changes, phases, told, notes)
 
     def _unchanged(self) -> Outcome:
         self.r.record("unchanged", reason=self._refused(), summary="no change", applied=True)
@@ -218,13 +210,8 @@ class _Apply:
                     self.unproven.clear()
                 self._not_proven(failure, restored, summary(plan), done)
             self.live.cleanup(checkpoint)
-            self.r.record(
-                "applied",
-                reason=self._refused(),
-                summary=summary(plan),
-                action=done,
-                applied=True,
-            )
+            why = self._refused()
+            self.r.record("applied", reason=why, summary=summary(plan), action=done, applied=True)
             self._remember_sources()
             self.unproven.clear()
         did = _did(action, self.settings.chasquid.reload_strategy)
