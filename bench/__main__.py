@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import apply, check, core, daemon, deploy
+from bench import apply, certs, check, core, daemon, deploy
 
 SUITES: dict[str, Callable[[argparse.Namespace], dict[str, object]]] = {
     "core": lambda args: core.run(args.runs),
@@ -22,6 +22,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], dict[str, object]]] = {
     "daemon": lambda args: daemon.run(args.pushes, args.reconciles, args.idle_seconds),
     "check": lambda args: check.run(args.runs),
     "deploy": lambda args: deploy.run(args.runs),
+    "certs": lambda args: certs.run(args.renewals),
 }
 
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--idle-seconds", type=float, default=daemon.IDLE_S, help="daemon: idle CPU window"
+    )
+    parser.add_argument(
+        "--renewals", type=int, default=certs.RENEWALS, help="certs: timed renewals"
     )
     args = parser.parse_args(argv)
     if os.environ.get("GITOPS_MAIL_NETNS") != "1":

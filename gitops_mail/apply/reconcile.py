@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from gitops_mail.apply import certificates as applycerts
 from gitops_mail.apply import stilllive
 from gitops_mail.apply.store import StateStore, Unproven
 from gitops_mail.apply.transaction import (
@@ -25,16 +26,13 @@ from gitops_mail.apply.transaction import (
     terminable,
 )
 from gitops_mail.apply.transaction import Superseded as SupersededError
-from gitops_mail.core.certs import CertMaterial
 from gitops_mail.core.plan.model import Action, Plan
-from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.state import State
 from gitops_mail.core.tree import DesiredTree
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.host import preflight
-from gitops_mail.host.certs.source import load_certificate
 from gitops_mail.host.dkim import store as dkimstore
 from gitops_mail.host.livefs import configdir as livefs
 from gitops_mail.host.livefs import scan as livescan
@@ -57,12 +55,15 @@ def reconcile(
     on_wait: Callable[[], None] | None = None,
     newer: Newer | None = None,
     on_phase: PhaseReport | None = None,
+    live_revision: bool = False,
 ) -> Outcome:
     """Apply ``rev`` (the branch tip by default), prove it or restore the old state.
 
     ``newer`` (the daemon's) names a revision that supersedes ``rev``: asked
     while the probes wait, it ends the wait (``Superseded``). ``on_phase``
-    hears of each phase (name, ms, ok or error) as it ends.
+    hears of each phase (name, ms, ok or error) as it ends. ``live_revision``:
+    apply the revision recorded as live, read under the lock (a renewal: the
+    certificates on disk now, whatever the tip), instead of ``rev``.
     """
     store = StateStore(settings.state_dir)
     live = livefs.LiveDir(settings.chasquid.config_dir, settings.state_dir)
@@ -71,7 +72,10 @@ def reconcile(
         if recovered is not None:  # an apply died mid-swap or mid-restore: history says so
             interrupted = Unproven.of(settings.state_dir).revision() or "unknown"
             Run(store, interrupted).record("interrupted", reason=recovered)
-        revision = gitplumbing.resolve_revision(settings.repo, rev or settings.branch)
+        if live_revision:
+            revision = _live(store)
+        else:
+            revision = gitplumbing.resolve_revision(settings.repo, rev or settings.branch)
         run = Run(store, revision, dry_run=dry_run, phases=Phases(report=on_phase))
         return _Apply(settings, live, run, newer).run()
 
@@ -83,6 +87,7 @@ class _Apply:
         self.settings, self.live, self.r, self.newer = settings, live, run, newer
         self.unproven = Unproven.of(settings.state_dir)
         self.sources: list[str] = []
+        self.certs = applycerts.Chosen({}, (), ())
 
     def run(self) -> Outcome:
         state, tree = self._desired()
@@ -124,13 +129,15 @@ class _Apply:
         try:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
-                certs = _certificates(state, self.settings.policy)
+                self.certs = applycerts.choose(self.settings, state, record=not self.r.dry_run)
                 keys = dkimstore.signing_keys(
                     self.settings.state_dir, state.manifest, create=not self.r.dry_run
                 )
-                self.sources = [f for c in certs.values() for f in c.source_files]
-                self.sources += keys.files  # an imported key makes the revision not live
-                return state, render_tree(state, certs, policy=self.settings.policy, dkim=keys.pems)
+                self.sources = [*self.certs.sources, *keys.files]  # an imported key too
+                tree = render_tree(
+                    state, self.certs.certs, policy=self.settings.policy, dkim=keys.pems
+                )
+                return state, tree
         except GitopsMailError as exc:
             self.r.record("invalid", reason=exc.message)
             raise
@@ -139,10 +146,12 @@ class _Apply:
         self, result: str, action: Action, plan: Plan, staged: livefs.Staged | None, message: str
     ) -> Outcome:
         changes = staged.changes if staged is not None else ()
-        return Outcome(self.r.revision, result, action, plan, changes, self.r.phases.ms, message)
+        told = "\n".join([message, *self.certs.warnings])  # a refused certificate: a warning
+        phases, notes = self.r.phases.ms, self.certs.notes
+        return Outcome(self.r.revision, result, action, plan, changes, phases, told, notes)
 
     def _unchanged(self) -> Outcome:
-        self.r.record("unchanged", summary="no change", applied=True)
+        self.r.record("unchanged", reason=self._refused(), summary="no change", applied=True)
         self._remember_sources()
         return self._outcome(
             "unchanged",
@@ -151,6 +160,10 @@ class _Apply:
             None,
             f"{self.r.revision[:7]} is already live; nothing to do",
         )
+
+    def _refused(self) -> str:
+        """The refused certificates, for history (the live ones stayed served)."""
+        return "; ".join(n.refused for n in self.certs.notes if n.refused)
 
     def _remember_sources(self) -> None:
         if not self.r.dry_run:
@@ -197,7 +210,8 @@ class _Apply:
                     self.unproven.clear()
                 self._not_proven(failure, restored, summary(plan), done)
             self.live.cleanup(checkpoint)
-            self.r.record("applied", summary=summary(plan), action=done, applied=True)
+            why = self._refused()
+            self.r.record("applied", reason=why, summary=summary(plan), action=done, applied=True)
             self._remember_sources()
             self.unproven.clear()
         did = _did(action, self.settings.chasquid.reload_strategy)
@@ -290,10 +304,14 @@ def _changed_users(changes: tuple[livescan.Change, ...]) -> list[str]:
     )
 
 
-def _certificates(state: State, policy: HostPolicy) -> dict[str, CertMaterial]:
-    if state.manifest is None:
-        return {}
-    return {c.name: load_certificate(c, policy=policy) for c in state.manifest.certificates}
+def _live(store: StateStore) -> str:
+    applied = store.load().applied
+    if applied is None:
+        raise GitopsMailError(
+            "no revision is live on this host yet: there is no certificate to renew",
+            "apply one first (gitops-mail apply); it installs the certificates",
+        )
+    return applied
 
 
 def action_for(changes: tuple[livescan.Change, ...], config_dir: Path) -> Action:

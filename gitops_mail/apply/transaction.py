@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from gitops_mail.apply.store import Attempt, StateStore
+from gitops_mail.core.certs import CertNote
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.plan.model import Action, Plan
@@ -98,6 +99,8 @@ class Outcome:
     changes: tuple[livescan.Change, ...]
     phases: dict[str, float]
     message: str
+    # each certificate entry: the one served before and now, or why the source's was refused
+    certificates: tuple[CertNote, ...] = ()
 
 
 def now() -> str:

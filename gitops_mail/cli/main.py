@@ -419,6 +419,18 @@ def _deploy(sub: Subparsers) -> None:
     )
 
 
+def _certs(sub: Subparsers) -> None:
+    p = _add(
+        sub,
+        "certs",
+        "certs",
+        "sync: install renewed certificates now, on the live revision "
+        "(acme.sh --reloadcmd, certbot deploy hook); exit 0 served, 1 refused or failed",
+    )
+    p.add_argument("action", choices=("sync",))
+    p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
+
+
 # In the order --help lists them.
 _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "validate": _validate,
@@ -433,6 +445,7 @@ _COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "status": _status,
     "history": _history,
     "rollback": _rollback,
+    "certs": _certs,
     "hooks": _hooks,
     "hook": _hook,
     "daemon": _daemon,

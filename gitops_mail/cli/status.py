@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from gitops_mail.apply.certificates import refusals
 from gitops_mail.apply.reconcile import reconcile
 from gitops_mail.apply.store import Attempt, Record, StateStore
 from gitops_mail.core.printable import shown
@@ -48,6 +49,7 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
         "chasquid_running": running,
         "last": _attempt_json(record.last) if record.last else None,
         "drift": {"modified": drift.modified, "missing": drift.missing, "foreign": drift.foreign},
+        "certificates_refused": refusals(settings.state_dir),
     }
     doc["daemon"] = {
         **(daemonstatus.read_status(settings.state_dir) or {}),
@@ -82,6 +84,10 @@ def _status_lines(
         ("not managed", drift.foreign),
     ):
         lines += [f"drift:    {path}: {label}" for path in paths]
+    lines += [
+        f"refused:  {entry.get('reason')} (the live certificate is still served)"
+        for entry in refusals(settings.state_dir).values()
+    ]
     return lines
 
 

@@ -23,3 +23,24 @@ class CertMaterial:
     names: tuple[str, ...]  # DNS names in the leaf's subjectAltName, lower case
     not_after: datetime
     source_files: tuple[str, ...]
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CertNote:
+    """What an apply did with one certificate entry: the one served before (``old_*``,
+    empty when none was), the one served now (``new_*``) and, when the source's
+    certificate was refused, why (``refused``: the live one stays, ``new_*`` is it)."""
+
+    name: str
+    old_fingerprint: str
+    old_not_after: datetime | None
+    new_fingerprint: str
+    new_not_after: datetime | None
+    refused: str = ""  # the reason, one line; empty when the source's certificate is served
+    code: str = ""  # the refusal's stable problem code (cert.expired, cert.hostname, ...)
+
+    @property
+    def renewed(self) -> bool:
+        """Another certificate replaces a live one."""
+        return bool(self.old_fingerprint) and self.old_fingerprint != self.new_fingerprint

@@ -3,6 +3,7 @@ results for Prometheus. Kept out of ``daemon`` so the loop stays a loop."""
 
 from __future__ import annotations
 
+from gitops_mail.apply.certificates import refusals
 from gitops_mail.apply.transaction import Outcome
 from gitops_mail.core.state import load_state
 from gitops_mail.daemon.commitback import commit_back
@@ -36,5 +37,7 @@ def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
     def on_pass(report: PassReport) -> None:
         if metrics is not None and report.result in RESULTS:
             metrics.observe(report.result, report.duration_ms / 1000, report.revision)
+        if metrics is not None:
+            metrics.set_refused(refusals(settings.state_dir))
 
     return Hooks(on_applied=on_applied if settings.commit_back else None, on_pass=on_pass)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gitops_mail import logs
+from gitops_mail.apply.certificates import refusals
 from gitops_mail.apply.liveproof import spec_from_disk
 from gitops_mail.apply.store import StateStore
 from gitops_mail.core.dns import findings as fnd
@@ -52,7 +53,21 @@ def host_check(settings: HostSettings, resolver: str | None = None) -> Checked:
     spec, unreadable = _spec(settings)
     desired = livecheck.desired_from(state, settings.state_dir)  # the key store's DKIM keys
     found = livecheck.run(desired, resolver=resolver, spec=spec)
-    return Checked(revision, applied is not None, found + unreadable)
+    return Checked(revision, applied is not None, found + unreadable + _refused(settings))
+
+
+def _refused(settings: HostSettings) -> list[fnd.Finding]:
+    """A renewal refused (``apply.certificates``): the live certificate is still served."""
+    return [
+        fnd.Finding(
+            "tls",
+            name,
+            fnd.ERROR,
+            f"{entry.get('reason')}; the live certificate is still served",
+            hint=str(entry.get("hint", "")),
+        )
+        for name, entry in sorted(refusals(settings.state_dir).items())
+    ]
 
 
 def _spec(settings: HostSettings) -> tuple[ProbeSpec | None, list[fnd.Finding]]:

@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,14 @@ class Metrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.certificate_refused = Gauge(
+            "certificate_refused",
+            "1 while the source's certificate NAME is refused and the live one still served.",
+            ["name"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self._refused: set[str] = set()
         self._check_metrics(r)
         for result in RESULTS:
             self.reconciles.labels(result=result)
@@ -142,6 +151,15 @@ class Metrics:
             result = "superseded"
         self.observe(result, duration_s)
         return result
+
+    def set_refused(self, names: Iterable[str]) -> None:
+        """The certificates refused now (``apply.certificates.refusals``); others are dropped."""
+        wanted = set(names)
+        for name in self._refused - wanted:
+            self.certificate_refused.remove(name)
+        for name in wanted:
+            self.certificate_refused.labels(name=name).set(1)
+        self._refused = wanted
 
     def set_live(self, revision: str | None) -> None:
         """The revision the live config dir holds (at start: from the state store)."""

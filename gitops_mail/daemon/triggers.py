@@ -38,7 +38,9 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from gitops_mail.apply.stilllive import SOURCES
 
 POLL_JITTER = 0.1  # poll_interval ± 10 %
-CERT_SETTLE_S = 1.0  # a renewal writes several files: wait until they are all written
+# A renewal writes several files (certbot: archive files, then each live link): the pass
+# waits until none has been written for this long (each write restarts the wait).
+CERT_SETTLE_S = 0.2
 _WRITES: list[type[FileSystemEvent]] = [  # never opens and reads: a pass reads refs itself
     FileCreatedEvent,
     FileModifiedEvent,
@@ -251,7 +253,7 @@ class Watchers:
         self._certs, self.cert_files, unwatched = [], wanted, []
         handler = _Matching(
             self.cert_files,
-            lambda path: self.queue.poke("certificate", force=True, settle=CERT_SETTLE_S),
+            lambda path: self.queue.poke("certificate", settle=CERT_SETTLE_S),
         )
         for directory in sorted({f.parent for f in self.cert_files}):
             try:

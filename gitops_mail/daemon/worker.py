@@ -7,12 +7,14 @@ recorded as ``superseded``. A newer tip pushed while a reconcile's probes
 wait for chasquid ends that wait: the old state is restored, the waiting
 revision recorded ``superseded`` (never proven) and the newer tip applied in
 the next pass. A revision whose attempt failed or was invalid is not tried
-again by itself (a new commit, ``reconcile-now`` or a renewed certificate
-is); any other error (the state lock held by an apply, git or the state dir
-failing, chasquid that neither restarts nor comes back restored: ``HostFault``)
-is transient and retried with exponential back-off. At start the tip is
-reconciled unless it is live and intact, so the daemon resumes after a crash
-or reboot.
+again by itself (a new commit or ``reconcile-now`` is); any other error (the
+state lock held by an apply, git or the state dir failing, chasquid that
+neither restarts nor comes back restored: ``HostFault``) is transient and
+retried with exponential back-off. At start the tip is reconciled unless it
+is live and intact, so the daemon resumes after a crash or reboot.
+
+A changed certificate source file is a renewal, applied on the live revision
+whatever the tip's state (``daemon.renewals``).
 
 What it is doing goes to ``state_dir/daemon.json`` (``daemon.status``); reading
 the tip and recording superseded commits live in ``daemon.tips``; process
@@ -33,7 +35,7 @@ from gitops_mail.apply import stilllive
 from gitops_mail.apply.reconcile import reconcile
 from gitops_mail.apply.store import Record, StateStore, Unproven
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
-from gitops_mail.daemon import triggers
+from gitops_mail.daemon import renewals, triggers
 from gitops_mail.daemon.status import PassReport, StatusFile, now_iso, status_line
 from gitops_mail.daemon.tips import Tips, record_superseded
 from gitops_mail.daemon.triggers import Backoff, Job, Poller, Watchers, WorkQueue
@@ -148,20 +150,26 @@ class Daemon:
         started, clock = time.time(), time.monotonic()
         self.status.update(state="reconciling", pending=False, reasons=list(job.reasons))
         revision: str | None = None
+        tip: str | None = None
         try:
-            revision = self._tip(job)
-            result, message = self._handle(revision, job)
+            revision = tip = self._tip(job)
+            live = self._renewal_of(tip, job)
+            if live is not None:
+                revision = live
+                result, message = self._renew(live, tip, job)
+            else:
+                result, message = self._handle(tip, job)
         except Superseded as exc:  # recorded by reconcile; the queue holds the newer tip
-            self._settled(revision)
+            self._settled(tip)
             result, message = "superseded", exc.message
             log.info("reconcile.superseded", revision=revision, by=exc.newer, reason=exc.message)
         except PERMANENT as exc:  # reconcile recorded it in history
-            self._settled(revision)
+            self._settled(tip)
             result, message = _result_of(self.store, revision), exc.message
             log.error("reconcile.refused", revision=revision, result=result, reason=exc.message)
         except Exception as exc:  # the worker must go on: a transient error, retried later
             result, message = "error", _message(exc)
-            self._retry(job, revision, exc)
+            self._retry(job, tip, exc)
         ms = round((time.monotonic() - clock) * 1000, 1)
         return PassReport(revision, result, message, job.force, started, ms)
 
@@ -198,6 +206,24 @@ class Daemon:
         self._watch_certs()
         return outcome.result, outcome.message
 
+    def _renewal_of(self, tip: str, job: Job) -> str | None:
+        return renewals.target(self.store.load(), tip, job, GIVEN_UP)
+
+    def _renew(self, live: str, tip: str, job: Job) -> tuple[str, str]:
+        """Apply the live revision with the certificates on disk; the tip is left alone."""
+        result, message, changed = renewals.run(
+            self.settings, live, tip, job, self._phase_log(live)
+        )
+        self._settled(tip)
+        if changed:
+            self._watch_certs()
+        return result, message
+
+    def _phase_log(self, revision: str) -> Callable[[str, float, str], None]:
+        return lambda name, ms, result: log.info(
+            "phase", revision=revision, phase=name, duration_ms=ms, result=result
+        )
+
     def _reconcile(self, tip: str, job: Job) -> Outcome | None:
         """The transaction; None when a forced pass found ``tip`` live exactly as proven."""
         if job.force and stilllive.reapply_if_live(self.settings, tip, wait=False):
@@ -207,9 +233,7 @@ class Daemon:
             tip,
             wait=False,
             newer=lambda: self.tips.newer(tip),
-            on_phase=lambda name, ms, result: log.info(
-                "phase", revision=tip, phase=name, duration_ms=ms, result=result
-            ),
+            on_phase=self._phase_log(tip),
         )
 
     def _skip_reason(self, tip: str, record: Record, job: Job) -> str | None:
@@ -221,7 +245,7 @@ class Daemon:
         if last is not None and last.result in GIVEN_UP:
             return (
                 f"{tip[:7]} was {last.result} ({last.reason}); not tried again until a new "
-                "commit, a certificate renewal or `gitops-mail reconcile-now`"
+                "commit or `gitops-mail reconcile-now`"
             )
         return None
 

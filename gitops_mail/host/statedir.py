@@ -30,7 +30,7 @@ from pathlib import Path
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import localfs
 
-SHARED = ("state.json", "daemon.json")  # what the post-receive hook reads, as the pusher
+SHARED = ("state.json", "daemon.json", "certificates.json")  # the push hooks read them
 DIR_MODE = 0o700
 SHARED_DIR_MODE = 0o710  # the group may open a file it knows the name of, not list the dir
 FILE_MODE = 0o600
@@ -72,7 +72,7 @@ def share(state_dir: Path, gid: int) -> None:
 
 
 def write_shared(path: Path, data: bytes) -> None:
-    """Replace ``state.json`` or ``daemon.json``: 0640, with the state dir's group."""
+    """Replace one of ``SHARED``: 0640, with the state dir's group."""
     try:
         group = os.stat(path.parent).st_gid
     except OSError as exc:

@@ -110,6 +110,7 @@ ARGS = {
     "dkim": ["export", "example.com", "s2026"],
     "send-test": ["--from", "a@example.com", "--to", "b@example.com"],
     "deploy": ["root@203.0.113.7"],
+    "certs": ["sync"],
 }
 
 

@@ -105,6 +105,16 @@ def test_the_applied_revision_is_one_series_that_moves(metrics: Metrics) -> None
     assert value(found, "reconcile_duration_seconds_sum") == pytest.approx(0.25)
 
 
+def test_a_refused_certificate_is_one_series_while_it_is_refused(metrics: Metrics) -> None:
+    metrics.set_refused(["mail.example.com", "smtp.example.com"])
+    metrics.set_refused(["mail.example.com"])
+    found = samples(metrics.render())
+    refused = {labels: v for (name, labels), v in found.items() if "certificate_refused" in name}
+    assert refused == {(("name", "mail.example.com"),): 1.0}
+    metrics.set_refused([])
+    assert "certificate_refused{" not in metrics.render().decode()
+
+
 def test_failures_are_counted_by_kind_and_leave_the_last_success(metrics: Metrics) -> None:
     metrics.observe_outcome(outcome("applied"), 0.5)
     before = value(samples(metrics.render()), "last_success_timestamp_seconds")

@@ -53,6 +53,7 @@ class CertificateSource(NamedTuple):
     fullchain: str | None
     key: str | None
     line: int
+    allow_name_mismatch: bool = False  # a test server: the hostname need not be covered
 
 
 class Dkim(NamedTuple):
@@ -182,6 +183,7 @@ def _certificate(doc: YamlDoc, index: int, raw: dict[str, Any]) -> CertificateSo
         fullchain=files.get("fullchain"),
         key=files.get("key"),
         line=doc.line_of(("certificates", index)) or 1,
+        allow_name_mismatch=raw.get("allow_name_mismatch", False),
     )
 
 

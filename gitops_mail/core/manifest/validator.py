@@ -7,7 +7,7 @@ is what the schema gives today. ``is_valid`` is the only entry point.
 # fmt: off
 # mypy: ignore-errors
 
-SCHEMA_SHA256 = "3d5f1d02def34a9b589742b5a104010932b74103223ab1b4263030df9ab71780"
+SCHEMA_SHA256 = "b423afd02b957228e2f9911524ae2c9a3bf9fcb63005ee119fec0c83d929bfea"
 
 
 class Decimal:
@@ -457,6 +457,11 @@ def validate___definitions_certificate(data, custom_formats={}, name_prefix=None
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".files.key must be string")
                 if data__files_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".files must not contain "+str(data__files_keys)+" properties")
+        if "allow_name_mismatch" in data_keys:
+            data_keys.remove("allow_name_mismatch")
+            data__allownamemismatch = data["allow_name_mismatch"]
+            if not isinstance(data__allownamemismatch, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".allow_name_mismatch must be boolean")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

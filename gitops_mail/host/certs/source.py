@@ -42,7 +42,9 @@ __all__ = [
     "certificate_problems",
     "covers",
     "dns_names",
+    "files_read",
     "load_certificate",
+    "when",
 ]
 
 MAX_FILE_SIZE = 1 << 20  # a chain or a key is a few kB; anything bigger is not one
@@ -84,7 +86,7 @@ def load_certificate(
     _check_pair(source, chain_path, key_path, chain, key)
     leaf = chain[0]
     if leaf.not_valid_after_utc <= (now or datetime.now(UTC)):
-        what = f"{chain_path} expired on {_when(leaf.not_valid_after_utc)}"
+        what = f"{chain_path} expired on {when(leaf.not_valid_after_utc)}"
         raise CertificateError(source, chain_path, "cert.expired", what, hints.renew(source))
     return CertMaterial(
         name=source.name,
@@ -97,7 +99,8 @@ def load_certificate(
         fingerprint=leaf.fingerprint(hashes.SHA256()).hex(),
         names=dns_names(leaf),
         not_after=leaf.not_valid_after_utc,
-        source_files=_files_read(chain_path, key_path),
+        source_files=files_read(chain_path, key_path),
+        not_before=leaf.not_valid_before_utc,
     )
 
 
@@ -117,15 +120,15 @@ def certificate_problems(
         return [material_or_error.problem()]
     material, now = material_or_error, now or datetime.now(UTC)
     problems = []
-    left, when = material.not_after - now, _when(material.not_after)
+    left, until = material.not_after - now, when(material.not_after)
     if left <= timedelta(0):
-        message = f"certificate {source.name!r} expired on {when}"
+        message = f"certificate {source.name!r} expired on {until}"
         problems.append(
             error(MANIFEST_PATH, source.line, "cert.expired", message, hints.renew(source))
         )
     elif left <= EXPIRY_WARNING:
         days = f"{left.days} day{'' if left.days == 1 else 's'}" if left.days else "less than a day"
-        message = f"certificate {source.name!r} expires in {days}, on {when}"
+        message = f"certificate {source.name!r} expires in {days}, on {until}"
         hint = hints.renew(source)
         problems.append(warning(MANIFEST_PATH, source.line, "cert.expires-soon", message, hint))
     if hostname is not None and not covers(material.names, hostname):
@@ -305,11 +308,11 @@ def _check_pair(
     raise CertificateError(source, chain_path, "cert.chain-order", what, hint)
 
 
-def _files_read(chain_path: Path, key_path: Path) -> tuple[str, ...]:
+def files_read(chain_path: Path, key_path: Path) -> tuple[str, ...]:
     named = (str(chain_path), str(key_path))
     resolved = (os.path.realpath(chain_path), os.path.realpath(key_path))
     return tuple(dict.fromkeys((*named, *resolved)))
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
