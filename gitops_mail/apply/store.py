@@ -102,10 +102,21 @@ class StateStore:
             applied=applied if applied is not None else old.applied,
             history=(attempt, *old.history)[:HISTORY_LIMIT],
         )
+        self._write(new)
+        return new
+
+    def advance(self, applied: str) -> Record:
+        """Record ``applied`` as live without a history entry (the daemon's own commit,
+        which changes nothing chasquid reads, on top of the live revision)."""
+        old = self.load()
+        new = Record(applied=applied, history=old.history)
+        self._write(new)
+        return new
+
+    def _write(self, new: Record) -> None:
         doc = {"applied": new.applied, "history": [asdict(a) for a in new.history]}
         statedir.prepare(self.path.parent)
         statedir.write_shared(self.path, (json.dumps(doc, indent=1) + "\n").encode())
-        return new
 
 
 def _hint(exc: OSError) -> str:
