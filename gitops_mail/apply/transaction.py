@@ -146,7 +146,7 @@ class Run:
             self.revision,
             self.started,
             result,
-            reason=_one_line(reason),
+            reason=whole_reason(reason),
             summary=summary,
             action=action,
             phases_ms=self.phases.ms,
@@ -155,10 +155,17 @@ class Run:
         self.store.record(attempt, applied=self.revision if applied else None)
 
 
-def _one_line(reason: str) -> str:
-    """History keeps one line: the headline and the first problem, if any."""
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300]
+REASON_BOUND = 64 * 1024  # characters: a reason is kept whole, state.json stays bounded
+
+
+def whole_reason(reason: str) -> str:
+    """The reason as history keeps it: every line, each stripped (one-line displays
+    shorten it themselves, ``report.one_line``); only a reason longer than
+    ``REASON_BOUND`` is cut, and says so."""
+    text = "\n".join(line.strip() for line in reason.splitlines() if line.strip())
+    if len(text) <= REASON_BOUND:
+        return text
+    return text[:REASON_BOUND] + f"\n... ({len(text) - REASON_BOUND} more characters not kept)"
 
 
 def summary(plan: Plan) -> str:
@@ -181,11 +188,6 @@ def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> 
         except GitopsMailError:
             base = None  # history rewritten: plan from nothing
     return make_plan(base, new)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class Terminated(BaseException):

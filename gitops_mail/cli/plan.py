@@ -3,12 +3,14 @@
 Exit codes follow terraform's ``-detailed-exitcode``: 0 no change, 2 changes,
 1 error (including a new revision that does not validate). ``--live`` is the
 plan ``apply`` makes on this host: from the revision recorded live there to
-the host's branch (or ``--rev``) of the repo the host settings name.
+the host's branch (or ``--rev``) of the repo the host settings name, with
+what this host does to chasquid (``decide``: its ``reload_strategy``).
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
@@ -16,7 +18,7 @@ from gitops_mail.cli.validate import host_policy
 from gitops_mail.core import report
 from gitops_mail.core.checks.validate import validate
 from gitops_mail.core.plan.make import make_plan
-from gitops_mail.core.plan.model import Plan
+from gitops_mail.core.plan.model import Plan, decide
 from gitops_mail.core.snapshot import CHASQUID_DIR, Snapshot
 from gitops_mail.core.state import State, load_state
 from gitops_mail.errors import InvalidConfig, RepoError
@@ -54,7 +56,7 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     which apply puts back), and everything else (the manifest: certificates,
     DNS records) from the revision recorded live, as apply's own plan has it.
     """
-    from gitops_mail.apply.store import StateStore  # noqa: PLC0415 - only --live needs them
+    from gitops_mail.apply.store import StateStore, Unproven  # noqa: PLC0415 - only --live
     from gitops_mail.host import settings as hostsettings  # noqa: PLC0415
 
     settings = hostsettings.load(getattr(args, "config", None))
@@ -63,7 +65,10 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
-    return make_plan(live, new, tuple(validate(new, policy=settings.policy)))
+    plan = make_plan(live, new, tuple(validate(new, policy=settings.policy)))
+    interrupted = Unproven.of(settings.state_dir).present()
+    strategy = settings.chasquid.reload_strategy
+    return replace(plan, decision=decide(plan, plan.action, strategy, interrupted=interrupted))
 
 
 def _revision_or_nothing(repo: Path, revision: str | None) -> Snapshot:
