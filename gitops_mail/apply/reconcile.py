@@ -80,6 +80,7 @@ class _Apply:
         self.settings, self.live, self.r, self.newer = settings, live, run, newer
         self.unproven = Unproven.of(settings.state_dir)
         self.sources: list[str] = []
+        self.certs: dict[str, CertMaterial] = {}  # read for the revision: renewals are planned
 
     def run(self) -> Outcome:
         state, tree = self._desired()
@@ -97,7 +98,7 @@ class _Apply:
         with self.r.phases.timed("compare"):
             if not unproven and not self.live.changes(tree):
                 return self._unchanged()
-        plan = plan_against_live(self.settings, self.r.store, state)
+        plan = plan_against_live(self.settings, self.r.store, state, self.certs)
         with self.r.phases.timed("stage"):
             staged = self.live.stage(tree)
         try:
@@ -122,7 +123,7 @@ class _Apply:
         try:
             state = read_desired(self.settings, self.r.revision, self.r.phases)
             with self.r.phases.timed("render"):
-                certs = _certificates(state, self.settings.policy)
+                certs = self.certs = _certificates(state, self.settings.policy)
                 keys = dkimstore.signing_keys(
                     self.settings.state_dir, state.manifest, create=not self.r.dry_run
                 )

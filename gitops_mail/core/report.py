@@ -65,6 +65,8 @@ def one_line(reason: str, revision: str, limit: int = ONE_LINE_LIMIT) -> str:
 def change_line(change: Change) -> str:
     """``+ alias sales@example.com -> a@x``, ``~ hostname: a -> b``, ``- user u@d``."""
     sign = _SIGN.get(change.op, "~")
+    if change.detail:  # ~ certificate mail.example.com renewed: SHA256 ab12… → cd34…, ...
+        return shown(f"{sign} {change.area} {change.subject} {change.op}: {change.detail}")
     text = f"{sign} {change.area}"
     if change.subject != change.area:
         text += f" {change.subject}"
@@ -134,9 +136,10 @@ def _cell(text: str | None) -> str:
 
 def _markdown_row(c: Change) -> str:
     sign = _SIGN.get(c.op, "~")
+    before, after = (None, c.detail) if c.detail else (c.before, c.after)
     return (
-        f"| {sign} | {_cell(c.area)} {_cell(c.op)} | `{_cell(c.subject)}` | {_cell(c.before)} "
-        f"| {_cell(c.after)} |"
+        f"| {sign} | {_cell(c.area)} {_cell(c.op)} | `{_cell(c.subject)}` | {_cell(before)} "
+        f"| {_cell(after)} |"
     )
 
 
@@ -163,6 +166,7 @@ def plan_json(plan: Plan) -> str:
                 "action": c.action.label,
                 "why": c.why,
                 "note": c.note,
+                "detail": c.detail,
             }
             for c in plan.changes
         ],

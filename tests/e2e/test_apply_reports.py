@@ -8,7 +8,12 @@ where the rest is.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+import trustme
+from cryptography import x509
 
 pytest.register_assert_rewrite("apply_fixtures")
 
@@ -17,10 +22,14 @@ from apply_fixtures import (  # noqa: E402 - after the assertion rewrite is regi
     BASE_ALIASES,
     DOMAIN,
     Sandbox,
+    leaf_sha256,
 )
+from apply_host import HOSTNAME  # noqa: E402
 
 pytest_plugins = ["apply_fixtures"]
 pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
+
+CERTS_WHY = "chasquid: restart (chasquid loads certificates only at start)\n"
 
 
 def _loops(count: int) -> str:
@@ -83,3 +92,47 @@ def test_a_rollback_to_the_live_revision_says_it_did_not_roll_back(sandbox: Sand
     assert (done.code, done.err) == (3, "")
     assert done.out == f"not rolled back: {live[:7]} is already live; nothing to undo\n"
     assert box.status()["live"] == live
+
+
+# --- a certificate renewal, told like any change ---------------------------------------------
+
+
+def _expiry(fullchain: Path) -> str:
+    return f"{x509.load_pem_x509_certificate(fullchain.read_bytes()).not_valid_after_utc:%Y-%m-%d}"
+
+
+def _renew_in_place(box: Sandbox, ca: trustme.CA, until: datetime) -> None:
+    """New files where the source is, as acme.sh and certbot renew: same name, new leaf."""
+    leaf = ca.issue_cert(HOSTNAME, "127.0.0.1", common_name=HOSTNAME, not_after=until)
+    box.fullchain.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(box.privkey))
+
+
+def test_a_renewal_is_named_by_plan_apply_and_history(
+    sandbox: Sandbox, test_ca: tuple[trustme.CA, Path]
+) -> None:
+    box = sandbox
+    revision, old, was = box.tip()[:7], leaf_sha256(box.fullchain), _expiry(box.fullchain)
+    _renew_in_place(box, test_ca[0], datetime(2027, 3, 1, 12, tzinfo=UTC))
+    new = leaf_sha256(box.fullchain)
+    renewed = (
+        f"certificate {HOSTNAME} renewed: SHA256 {old[:8]}… → {new[:8]}…, expires 2027-03-01 "
+        f"(was {was})"
+    )
+    plan = f"Plan: {revision} -> {revision}\n  ~ {renewed}\n" + CERTS_WHY
+
+    live = box.run("plan", "--live")
+    dry = box.gm("apply", "--dry-run")
+    done = box.gm("apply")
+
+    assert (live.code, live.err) == (2, "")
+    assert f"  ~ {renewed}\n" in live.out and live.out.endswith(CERTS_WHY)
+    assert (dry.code, dry.err) == (0, "")
+    assert dry.out == plan + f"would apply {revision} ({renewed}); pre-flight passed\n"
+    assert (done.code, done.err) == (0, "")
+    assert done.out == plan + f"applied {revision}: restarted chasquid, probes ok\n"
+    last = box.history()[0]
+    assert (last["result"], last["action"], last["summary"]) == ("applied", "restart", renewed)
+    assert f" {revision} applied (restart): {renewed} [" in box.run("history").out
+    after = box.run("plan", "--live")
+    assert (after.code, "renewed" in after.out) == (0, False)  # installed: nothing pending

@@ -193,6 +193,7 @@ def test_plan_json_parses_and_says_everything() -> None:
         "action": "reload",
         "why": "re-read by the 30 s reload",
         "note": "",
+        "detail": "",
     }
     assert [p["code"] for p in doc["problems"]] == ["aliases.syntax", "manifest.x"]
     only_warning = Plan("a", "b", (), (WARN,))

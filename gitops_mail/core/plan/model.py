@@ -63,6 +63,7 @@ class Change:
     action: Action
     why: str
     note: str = ""
+    detail: str = ""  # the change in words where before and after do not say it (a renewal)
 
 
 @dataclass(frozen=True)
