@@ -18,6 +18,7 @@ import json
 
 from gitops_mail.apply.reconcile import reconcile
 from gitops_mail.apply.store import Attempt, Record, StateStore
+from gitops_mail.cli.certificates import CertStatus, certificate_status
 from gitops_mail.core.printable import shown
 from gitops_mail.core.report import one_line
 from gitops_mail.daemon import status as daemonstatus
@@ -52,6 +53,7 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
         tip = None
     running = service_for(settings).is_running()
     failed = _tip_failed(record, tip)
+    certs = certificate_status(settings, record.applied)
     doc = {
         "repo": str(settings.repo),
         "branch": settings.branch,
@@ -62,6 +64,7 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
         "chasquid_running": running,
         "last": _attempt_json(record.last) if record.last else None,
         "drift": {"modified": drift.modified, "missing": drift.missing, "foreign": drift.foreign},
+        "certificates": [c.json() for c in certs],
     }
     doc["daemon"] = {
         **(daemonstatus.read_status(settings.state_dir) or {}),
@@ -71,7 +74,7 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
     if args.format == "json":
         print(json.dumps(doc, indent=2))  # ensure_ascii: every control character escaped
         return code
-    for line in _status_lines(settings, record, drift, tip, running):
+    for line in _status_lines(settings, record, drift, tip, running, certs=certs):
         print(shown(line))
     return code
 
@@ -90,6 +93,8 @@ def _status_lines(
     drift: Drift,
     tip: str | None,
     running: bool,
+    *,
+    certs: list[CertStatus],
 ) -> list[str]:
     lines = daemonstatus.status_lines(settings.state_dir)
     lines.append(f"repo:     {settings.repo} ({settings.branch} at {_short(tip)})")
@@ -109,6 +114,7 @@ def _status_lines(
     lines.append(f"chasquid: {state} ({service_for(settings).describe()})")
     if record.last:
         lines.append(f"last:     {_attempt_line(record.last, whole=False)}")
+    lines += [line for cert in certs for line in cert.lines()]
     for label, paths in (
         ("changed by hand", drift.modified),
         ("deleted by hand", drift.missing),

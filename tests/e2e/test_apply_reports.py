@@ -8,7 +8,7 @@ where the rest is.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -136,3 +136,39 @@ def test_a_renewal_is_named_by_plan_apply_and_history(
     assert f" {revision} applied (restart): {renewed} [" in box.run("history").out
     after = box.run("plan", "--live")
     assert (after.code, "renewed" in after.out) == (0, False)  # installed: nothing pending
+
+
+def test_status_lists_each_certificate_and_whether_chasquid_serves_it(
+    sandbox: Sandbox, test_ca: tuple[trustme.CA, Path]
+) -> None:
+    box = sandbox
+    leaf, until = leaf_sha256(box.fullchain), _expiry(box.fullchain)
+    issuer = x509.load_pem_x509_certificate(box.fullchain.read_bytes()).issuer
+
+    doc = box.status()
+
+    [cert] = doc["certificates"]
+    assert (cert["name"], cert["names"], cert["fingerprint"]) == (HOSTNAME, [HOSTNAME], leaf)
+    assert cert["issuer"] == issuer.rfc4514_string()  # the test CA has no common name
+    assert cert["source"] == f"files {box.fullchain}, {box.privkey}"
+    assert cert["not_after"].startswith(until) and cert["served_equals_disk"] is True
+    assert len(cert["served_on"]) == 3
+    text = box.run("status").out
+    assert f"cert:     {HOSTNAME}: {HOSTNAME}; issuer " in text
+    assert f"; expires {until} (expires in " in text
+    assert "served on 25, 587 and 465: as on disk\n" in text and "warning" not in text
+
+    # On disk, a certificate chasquid has not loaded (and one that expires soon).
+    soon = datetime.now(UTC) + timedelta(days=5, hours=1)
+    _renew_in_place(box, test_ca[0], soon)
+    installed = box.config_dir / "certs" / HOSTNAME / "fullchain.pem"
+    installed.write_bytes(box.fullchain.read_bytes())
+
+    doc = box.status()
+    text = box.run("status").out
+
+    assert doc["certificates"][0]["served_equals_disk"] is False
+    assert f"NOT served as on disk: chasquid serves SHA256 {leaf[:8]}…; `gitops-mail apply` " in (
+        text
+    )
+    assert f"cert:     warning: {HOSTNAME} expires in 5 days ({soon:%Y-%m-%d}): renew it" in text

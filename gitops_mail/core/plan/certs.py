@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gitops_mail.core.certs import CertMaterial
+from gitops_mail.core.manifest.model import CertificateSource
 from gitops_mail.core.plan.model import WHY_CERTS, Action, Change, Plan
 
 SHOWN_HEX = 8  # hex digits of a fingerprint shown to people (the JSON keeps all 64)
@@ -35,6 +36,13 @@ class CertFacts:
 
 def facts_of(material: CertMaterial) -> CertFacts:
     return CertFacts(material.name, material.fingerprint, material.not_after, material.names)
+
+
+def source_text(cert: CertificateSource) -> str:
+    """Where a manifest entry reads its certificate: ``acme_sh DIR``, ``files CHAIN, KEY``."""
+    if cert.kind == "files":
+        return f"files {cert.fullchain}, {cert.key}"
+    return f"{cert.kind} {cert.directory}"
 
 
 def short(fingerprint: str) -> str:
