@@ -54,7 +54,9 @@ ONE_LINE_LIMIT = 300  # characters of a reason shown on one line (status, push f
 def one_line(reason: str, revision: str, limit: int = ONE_LINE_LIMIT) -> str:
     """A reason history keeps whole, on one line: cut at ``limit`` characters when
     longer, saying which command shows the rest."""
-    text = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
+    text = ""
+    for line in (line.strip() for line in reason.splitlines() if line.strip()):
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
     if len(text) <= limit:
         return text
     return (

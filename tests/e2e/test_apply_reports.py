@@ -50,7 +50,7 @@ def test_status_names_a_failed_tip_and_exits_3(sandbox: Sandbox) -> None:
     [tip_line] = [line for line in lines if line.startswith("tip:")]
     assert tip_line.startswith(
         f"tip:      {bad[:7]} is invalid: revision {bad[:7]} is invalid (8 errors); "
-        "nothing was changed:; chasquid/domains/example.test/aliases:"
+        "nothing was changed: chasquid/domains/example.test/aliases:"
     )
     assert tip_line.endswith(
         f"… (all of it: gitops-mail history --revision {bad[:7]}); live is {live[:7]}"

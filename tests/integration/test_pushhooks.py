@@ -676,6 +676,17 @@ def test_result_text(attempt, text):
     assert pushhooks.result_text(attempt) == text
 
 
+def test_result_text_names_a_renewal_and_the_action_as_apply_did():
+    renewed = (
+        "certificate mail.wac.tax renewed: SHA256 ab12ab12… → cd34cd34…, expires 2027-03-01 "
+        "(was 2026-12-20)"
+    )
+    attempt = Attempt("a" * 40, "", "applied", summary=renewed, action="restart")
+    assert pushhooks.result_text(attempt) == (
+        f"applied aaaaaaa: restarted chasquid, probes ok ({renewed})\n"
+    )
+
+
 def test_result_text_cuts_a_long_reason_and_says_where_the_rest_is():
     reason = "probe failed: " + "submission.connect: no answer; " * 20 + "the end"
     text = pushhooks.result_text(Attempt("a" * 40, "", "failed", reason=reason))
