@@ -22,6 +22,7 @@ from gitops_mail.host import localfs, statedir
 from gitops_mail.host.localfs import atomic_write
 
 HISTORY_LIMIT = 50
+GIVEN_UP = ("failed", "invalid")  # results the daemon does not try again by itself
 _HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
 _DIR_HINT = statedir.HINT
 _NOT_OURS_HINT = (

@@ -17,7 +17,7 @@ import argparse
 import json
 
 from gitops_mail.apply.reconcile import reconcile
-from gitops_mail.apply.store import Attempt, Record, StateStore
+from gitops_mail.apply.store import GIVEN_UP, Attempt, Record, StateStore
 from gitops_mail.cli.certificates import CertStatus, certificate_status
 from gitops_mail.core.printable import shown
 from gitops_mail.core.report import one_line
@@ -32,7 +32,6 @@ from gitops_mail.host.service import service_for
 EXIT_NOT_RUNNING = 1  # status: chasquid does not run
 EXIT_TIP_FAILED = 3  # status: the branch tip failed and is not tried again by itself
 EXIT_NOT_ROLLED_BACK = 3  # rollback: the revision asked for is already live
-GIVEN_UP = ("failed", "invalid")  # a tip's results the daemon does not try again by itself
 
 
 def run(args: argparse.Namespace) -> int:
