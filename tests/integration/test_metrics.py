@@ -342,3 +342,27 @@ def test_days_to_expiry_of_each_installed_certificate(
     assert names == {(("name", "mail.example.com"),), (("name", "old.example.com"),)}
     metrics.observe_certificates([])  # none installed any more: no series left
     assert "certificate_expiry_days{" not in metrics.render().decode()
+
+
+def test_each_daemon_pass_exports_the_certificates_installed_then(tmp_path: Path) -> None:
+    from gitops_mail.daemon.afterpass import build_hooks  # noqa: PLC0415 - the daemon's side
+    from gitops_mail.daemon.status import PassReport  # noqa: PLC0415
+    from gitops_mail.host.settings import ChasquidSettings, HostSettings  # noqa: PLC0415
+
+    metrics = Metrics(process=False)
+    config_dir = tmp_path / "etc-chasquid"
+    settings = HostSettings(
+        path=tmp_path / "host.yaml",
+        repo=tmp_path / "repo.git",
+        state_dir=tmp_path / "state",
+        chasquid=ChasquidSettings(config_dir=config_dir),
+    )
+    on_pass = build_hooks(settings, metrics).on_pass
+    assert on_pass is not None
+    _install(config_dir, "mail.example.com", datetime.now(UTC) + timedelta(days=30))
+
+    on_pass(PassReport(REV, "applied", "applied", False, time.time(), 12.0))
+
+    found = samples(metrics.render())
+    days = found[("gitops_mail_certificate_expiry_days", (("name", "mail.example.com"),))]
+    assert 29.99 <= days <= 30.0
