@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -18,7 +19,6 @@ from gitops_mail.apply.transaction import (
     PhaseReport,
     Phases,
     Run,
-    clip,
     deferred_signals,
     plan_against_live,
     read_desired,
@@ -26,7 +26,7 @@ from gitops_mail.apply.transaction import (
     terminable,
 )
 from gitops_mail.apply.transaction import Superseded as SupersededError
-from gitops_mail.core.plan.model import Action, Plan
+from gitops_mail.core.plan.model import Action, Plan, decide
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.state import State
 from gitops_mail.core.tree import DesiredTree
@@ -41,9 +41,6 @@ from gitops_mail.host.settings import HostSettings
 
 if TYPE_CHECKING:
     from gitops_mail.apply.liveproof import Failure, Newer, Restored
-
-REASON_LIMIT = 200  # of a probe failure in history, so that how the restore went fits too
-WAITED_LIMIT = 150  # of the failure of a wait cut short: history keeps 300 characters
 
 
 def reconcile(
@@ -87,7 +84,7 @@ class _Apply:
         self.settings, self.live, self.r, self.newer = settings, live, run, newer
         self.unproven = Unproven.of(settings.state_dir)
         self.sources: list[str] = []
-        self.certs = applycerts.Chosen({}, (), ())
+        self.certs = applycerts.Chosen({}, (), ())  # read for the revision: renewals are planned
 
     def run(self) -> Outcome:
         state, tree = self._desired()
@@ -105,13 +102,14 @@ class _Apply:
         with self.r.phases.timed("compare"):
             if not unproven and not self.live.changes(tree):
                 return self._unchanged()
-        plan = plan_against_live(self.settings, self.r.store, state)
+        plan = plan_against_live(self.settings, self.r.store, state, self.certs.certs)
         with self.r.phases.timed("stage"):
             staged = self.live.stage(tree)
         try:
-            action = action_for(staged.changes, self.settings.chasquid.config_dir)
-            if unproven:
-                action = Action.RESTART
+            needed = action_for(staged.changes, self.settings.chasquid.config_dir)
+            strategy = self.settings.chasquid.reload_strategy
+            decision = decide(plan, needed, strategy, interrupted=unproven)
+            plan, action = replace(plan, decision=decision), decision.action
             self._preflight(staged)
             if self.r.dry_run:
                 return self._outcome(
@@ -196,7 +194,7 @@ class _Apply:
         )
 
         phases = self.r.phases
-        done = _done(action, self.settings.chasquid.reload_strategy)
+        done = action.label
         with deferred_signals():
             self.unproven.mark(self.r.revision)
             with phases.timed("swap"):
@@ -214,13 +212,12 @@ class _Apply:
             self.r.record("applied", reason=why, summary=summary(plan), action=done, applied=True)
             self._remember_sources()
             self.unproven.clear()
-        did = _did(action, self.settings.chasquid.reload_strategy)
         return self._outcome(
             "applied",
             action,
             plan,
             staged,
-            f"applied {self.r.revision[:7]}: {did}, probes ok",
+            f"applied {self.r.revision[:7]}: {action.done}, probes ok",
         )
 
     def _not_proven(
@@ -236,7 +233,7 @@ class _Apply:
         """
         rev, said = self.r.revision[:7], restored.sentence
         told = f"{said[0].upper()}{said[1:]}"
-        reason = f"{clip(failure.text, REASON_LIMIT)}; {said}"
+        reason = f"{failure.text}; {said}"
         if failure.newer is not None:
             self._superseded(failure, failure.newer, said, summary=plan_summary, done=done)
         blamed = restored.ok or not (failure.restart or self._proven_before())
@@ -259,7 +256,7 @@ class _Apply:
     ) -> NoReturn:
         why = (
             f"superseded by {newer[:7]} while its probes waited; never proven "
-            f"({clip(failure.text, WAITED_LIMIT)}); {said}"
+            f"({failure.text}); {said}"
         )
         self.r.record("superseded", reason=why, summary=summary, action=done)
         raise SupersededError(
@@ -274,21 +271,6 @@ class _Apply:
         with contextlib.suppress(GitopsMailError):
             return self.r.store.load().applied is not None
         return False
-
-
-def _done(action: Action, reload_strategy: str) -> str:
-    """What was done to chasquid, for history: restart, reload (its own timer) or none."""
-    if action is Action.RELOAD and reload_strategy != "wait":
-        return Action.RESTART.label
-    return action.label
-
-
-def _did(action: Action, reload_strategy: str) -> str:
-    if action is Action.NONE:
-        return "no restart needed"
-    if action is Action.RELOAD and reload_strategy == "wait":
-        return "picked up by chasquid's periodic reload"
-    return "restarted chasquid"
 
 
 def _changed_users(changes: tuple[livescan.Change, ...]) -> list[str]:

@@ -22,6 +22,7 @@ from gitops_mail.host import localfs, statedir
 from gitops_mail.host.localfs import atomic_write
 
 HISTORY_LIMIT = 50
+GIVEN_UP = ("failed", "invalid")  # results the daemon does not try again by itself
 _HINT = "the file is gitops-mail's own record; move it away to start a fresh history"
 _DIR_HINT = statedir.HINT
 _NOT_OURS_HINT = (
@@ -102,10 +103,21 @@ class StateStore:
             applied=applied if applied is not None else old.applied,
             history=(attempt, *old.history)[:HISTORY_LIMIT],
         )
+        self._write(new)
+        return new
+
+    def advance(self, applied: str) -> Record:
+        """Record ``applied`` as live without a history entry (the daemon's own commit,
+        which changes nothing chasquid reads, on top of the live revision)."""
+        old = self.load()
+        new = Record(applied=applied, history=old.history)
+        self._write(new)
+        return new
+
+    def _write(self, new: Record) -> None:
         doc = {"applied": new.applied, "history": [asdict(a) for a in new.history]}
         statedir.prepare(self.path.parent)
         statedir.write_shared(self.path, (json.dumps(doc, indent=1) + "\n").encode())
-        return new
 
 
 def _hint(exc: OSError) -> str:

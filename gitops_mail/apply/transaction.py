@@ -25,21 +25,23 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
 from gitops_mail.apply.store import Attempt, StateStore
-from gitops_mail.core.certs import CertNote
+from gitops_mail.core.certs import CertMaterial, CertNote
 from gitops_mail.core.checks.validate import validate
+from gitops_mail.core.plan.certs import facts_of, with_renewals
 from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.plan.model import Action, Plan
 from gitops_mail.core.problems import has_errors
 from gitops_mail.core.state import State, load_state
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.git import read as gitread
+from gitops_mail.host.certs import installed
 from gitops_mail.host.livefs import scan as livescan
 from gitops_mail.host.settings import HostSettings
 
@@ -149,7 +151,7 @@ class Run:
             self.revision,
             self.started,
             result,
-            reason=_one_line(reason),
+            reason=whole_reason(reason),
             summary=summary,
             action=action,
             phases_ms=self.phases.ms,
@@ -158,24 +160,42 @@ class Run:
         self.store.record(attempt, applied=self.revision if applied else None)
 
 
-def _one_line(reason: str) -> str:
-    """History keeps one line: the headline and the first problem, if any."""
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300]
+REASON_BOUND = 64 * 1024  # characters: a reason is kept whole, state.json stays bounded
+
+
+def whole_reason(reason: str) -> str:
+    """The reason as history keeps it: every line, each stripped (one-line displays
+    shorten it themselves, ``report.one_line``); only a reason longer than
+    ``REASON_BOUND`` is cut, and says so."""
+    text = "\n".join(line.strip() for line in reason.splitlines() if line.strip())
+    if len(text) <= REASON_BOUND:
+        return text
+    return text[:REASON_BOUND] + f"\n... ({len(text) - REASON_BOUND} more characters not kept)"
 
 
 def summary(plan: Plan) -> str:
+    """The plan in one line for history and the push feedback: changes counted, a
+    renewal named in full (``certificate mail.example.com renewed: SHA256 …``)."""
     if not plan.changes:
         return "no change"
+    named = [f"{c.area} {c.subject} {c.op}: {c.detail}" for c in plan.changes if c.detail]
     counts: dict[str, int] = {}
     for change in plan.changes:
+        if change.detail:
+            continue
         key = f"{change.area} {change.op}"
         counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{n} {k}" for k, n in counts.items())
+    return ", ".join([*named, *(f"{n} {k}" for k, n in counts.items())])
 
 
-def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> Plan:
-    """Plan from the revision that is live (if any) to ``new``."""
+def plan_against_live(
+    settings: HostSettings,
+    store: StateStore,
+    new: State,
+    certs: Mapping[str, CertMaterial] | None = None,
+) -> Plan:
+    """Plan from the revision that is live (if any) to ``new`` with the certificate
+    material ``certs`` read for it: a leaf other than the one installed is a renewal."""
     applied = store.load().applied
     base = None
     if applied is not None:
@@ -183,12 +203,13 @@ def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> 
             base = load_state(gitread.read_revision(settings.repo, applied, limits=settings.limits))
         except GitopsMailError:
             base = None  # history rewritten: plan from nothing
-    return make_plan(base, new)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    plan = make_plan(base, new)
+    if not certs:
+        return plan
+    config_dir = settings.chasquid.config_dir
+    found = {name: installed.leaf(config_dir, name) for name in certs}
+    live = {name: facts for name, facts in found.items() if facts is not None}
+    return with_renewals(plan, live, {name: facts_of(m) for name, m in certs.items()})
 
 
 class Terminated(BaseException):

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
         if not refused:
             print("the live revision already serves the certificates on disk")
         return 1 if refused else 0
-    for note in outcome.certificates:
-        if note.renewed:
-            print(f"certificate {note.name} renewed: SHA256 {note.new_fingerprint[:16]}…")
+    for change in outcome.plan.changes:  # the renewal named as plan, apply and history name it
+        if change.area == "certificate" and change.op == "renewed":
+            print(f"certificate {change.subject} renewed: {change.detail}")
     print(shown_lines(outcome.message))
     return 1 if any(note.refused for note in outcome.certificates) else 0

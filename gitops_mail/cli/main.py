@@ -250,17 +250,33 @@ def _apply(sub: Subparsers) -> None:
 
 
 def _status(sub: Subparsers) -> None:
-    p = _add(sub, "status", "status", "what is live, drift, whether chasquid runs")
+    p = _add(
+        sub,
+        "status",
+        "status",
+        "what is live, drift, whether chasquid runs (exit 0: the branch tip is live or on its "
+        "way and chasquid runs, 1: chasquid does not run, 3: the tip failed and is not tried "
+        "again by itself)",
+    )
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
 
 
 def _history(sub: Subparsers) -> None:
     p = _add(sub, "history", "status", "the last 50 apply attempts on this host")
     p.add_argument("--format", choices=FORMATS_PROBLEMS, default="text")
+    p.add_argument(
+        "--revision", metavar="REV", help="only the attempts at this revision (an id or its start)"
+    )
 
 
 def _rollback(sub: Subparsers) -> None:
-    p = _add(sub, "rollback", "status", "apply the last good revision again (or --to REV)")
+    p = _add(
+        sub,
+        "rollback",
+        "status",
+        "apply the last good revision again (or --to REV) (exit 0: rolled back, 3: that "
+        "revision is already live, nothing rolled back)",
+    )
     p.add_argument("--to", help="the revision to go back to (default: the last good one)")
     p.add_argument("--no-wait", action="store_true", help="fail if another apply is running")
 

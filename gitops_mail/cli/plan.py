@@ -3,20 +3,25 @@
 Exit codes follow terraform's ``-detailed-exitcode``: 0 no change, 2 changes,
 1 error (including a new revision that does not validate). ``--live`` is the
 plan ``apply`` makes on this host: from the revision recorded live there to
-the host's branch (or ``--rev``) of the repo the host settings name.
+the host's branch (or ``--rev``) of the repo the host settings name, with
+what this host does to chasquid (``decide``: its ``reload_strategy``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
 from gitops_mail.cli.validate import host_policy
 from gitops_mail.core import report
 from gitops_mail.core.checks.validate import validate
+from gitops_mail.core.plan.certs import CertFacts, facts_of, with_renewals
 from gitops_mail.core.plan.make import make_plan
-from gitops_mail.core.plan.model import Plan
+from gitops_mail.core.plan.model import Plan, decide
+from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.snapshot import CHASQUID_DIR, Snapshot
 from gitops_mail.core.state import State, load_state
 from gitops_mail.errors import InvalidConfig, RepoError
@@ -54,7 +59,7 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     which apply puts back), and everything else (the manifest: certificates,
     DNS records) from the revision recorded live, as apply's own plan has it.
     """
-    from gitops_mail.apply.store import StateStore  # noqa: PLC0415 - only --live needs them
+    from gitops_mail.apply.store import StateStore, Unproven  # noqa: PLC0415 - only --live
     from gitops_mail.host import settings as hostsettings  # noqa: PLC0415
 
     settings = hostsettings.load(getattr(args, "config", None))
@@ -63,7 +68,33 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
-    return make_plan(live, new, tuple(validate(new, policy=settings.policy)))
+    plan = make_plan(live, new, tuple(validate(new, policy=settings.policy)))
+    plan = _renewals(plan, settings.chasquid.config_dir, _certificates(new, settings.policy))
+    interrupted = Unproven.of(settings.state_dir).present()
+    strategy = settings.chasquid.reload_strategy
+    return replace(plan, decision=decide(plan, plan.action, strategy, interrupted=interrupted))
+
+
+def _certificates(new: State, policy: HostPolicy) -> dict[str, CertFacts]:
+    """The leaf each certificate source holds now, read as apply reads it (one that
+    cannot be read renews nothing; apply says what is wrong with it)."""
+    from gitops_mail.host.certs.source import (  # noqa: PLC0415 - cryptography, --live only
+        CertificateError,
+        load_certificate,
+    )
+
+    found: dict[str, CertFacts] = {}
+    for source in new.manifest.certificates if new.manifest else ():
+        with contextlib.suppress(CertificateError):
+            found[source.name] = facts_of(load_certificate(source, policy=policy))
+    return found
+
+
+def _renewals(plan: Plan, config_dir: Path, certs: dict[str, CertFacts]) -> Plan:
+    from gitops_mail.host.certs import installed  # noqa: PLC0415 - cryptography, --live only
+
+    live = {name: installed.leaf(config_dir, name) for name in certs}
+    return with_renewals(plan, {n: f for n, f in live.items() if f is not None}, certs)
 
 
 def _revision_or_nothing(repo: Path, revision: str | None) -> Snapshot:

@@ -3,6 +3,12 @@ happened, and undo through the same transaction as ``apply``.
 
 Every line printed goes through ``shown``: reasons, summaries and drift paths
 name what a pusher chose, and a control character in them stays an escape.
+
+Exit codes (``EXIT_*``, also in ``status --help`` and the README): ``status``
+0 when the branch tip is live (or on its way) and chasquid runs, 1 when
+chasquid does not run (or on an error), 3 when the tip failed and is not
+tried again by itself; ``rollback`` 0 when it rolled back, 3 when the
+revision was already live (nothing was rolled back).
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import json
 
 from gitops_mail.apply.certificates import refusals
 from gitops_mail.apply.reconcile import reconcile
-from gitops_mail.apply.store import Attempt, Record, StateStore
+from gitops_mail.apply.store import GIVEN_UP, Attempt, Record, StateStore
+from gitops_mail.cli.certificates import CertStatus, certificate_status
 from gitops_mail.core.printable import shown
+from gitops_mail.core.report import one_line
 from gitops_mail.daemon import status as daemonstatus
 from gitops_mail.errors import GitopsMailError, NotFound
 from gitops_mail.git import plumbing as gitplumbing
@@ -21,6 +29,10 @@ from gitops_mail.host import settings as hostsettings
 from gitops_mail.host.livefs import configdir as livefs
 from gitops_mail.host.livefs.scan import Drift
 from gitops_mail.host.service import service_for
+
+EXIT_NOT_RUNNING = 1  # status: chasquid does not run
+EXIT_TIP_FAILED = 3  # status: the branch tip failed and is not tried again by itself
+EXIT_NOT_ROLLED_BACK = 3  # rollback: the revision asked for is already live
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,27 +52,40 @@ def _status(settings: hostsettings.HostSettings, args: argparse.Namespace) -> in
     except GitopsMailError:
         tip = None
     running = service_for(settings).is_running()
+    failed = _tip_failed(record, tip)
+    certs = certificate_status(settings, record.applied)
     doc = {
         "repo": str(settings.repo),
         "branch": settings.branch,
         "tip": tip,
         "live": record.applied,
-        "pending": tip is not None and tip != record.applied,
+        "pending": tip is not None and tip != record.applied and failed is None,
+        "tip_failed": _attempt_json(failed) if failed else None,
         "chasquid_running": running,
         "last": _attempt_json(record.last) if record.last else None,
         "drift": {"modified": drift.modified, "missing": drift.missing, "foreign": drift.foreign},
         "certificates_refused": refusals(settings.state_dir),
+        "certificates": [c.json() for c in certs],
     }
     doc["daemon"] = {
         **(daemonstatus.read_status(settings.state_dir) or {}),
         "running": daemonstatus.daemon_pid(settings.state_dir) is not None,
     }
+    code = EXIT_NOT_RUNNING if not running else EXIT_TIP_FAILED if failed else 0
     if args.format == "json":
         print(json.dumps(doc, indent=2))  # ensure_ascii: every control character escaped
-        return 0
-    for line in _status_lines(settings, record, drift, tip, running):
+        return code
+    for line in _status_lines(settings, record, drift, tip, running, certs=certs):
         print(shown(line))
-    return 0 if running else 1
+    return code
+
+
+def _tip_failed(record: Record, tip: str | None) -> Attempt | None:
+    """The tip's last attempt, when it failed for good (not live, not retried)."""
+    if tip is None or tip == record.applied:
+        return None
+    last = record.failed(tip)
+    return last if last is not None and last.result in GIVEN_UP else None
 
 
 def _status_lines(
@@ -69,15 +94,28 @@ def _status_lines(
     drift: Drift,
     tip: str | None,
     running: bool,
+    *,
+    certs: list[CertStatus],
 ) -> list[str]:
     lines = daemonstatus.status_lines(settings.state_dir)
     lines.append(f"repo:     {settings.repo} ({settings.branch} at {_short(tip)})")
-    pending = "  (tip not applied yet)" if tip is not None and tip != record.applied else ""
-    lines.append(f"live:     {_short(record.applied)}{pending}")
+    failed = _tip_failed(record, tip)
+    if failed is not None and tip is not None:
+        what = "failed" if failed.result == "failed" else "is invalid"
+        why = one_line(failed.reason or "no reason recorded", tip)
+        lines.append(f"tip:      {tip[:7]} {what}: {why}; live is {_short(record.applied)}")
+        lines.append(
+            f"live:     {_short(record.applied)} (the tip is not tried again until a new "
+            "commit, a certificate renewal or `gitops-mail reconcile-now`)"
+        )
+    else:
+        pending = "  (tip not applied yet)" if tip is not None and tip != record.applied else ""
+        lines.append(f"live:     {_short(record.applied)}{pending}")
     state = "running" if running else "NOT RUNNING"
     lines.append(f"chasquid: {state} ({service_for(settings).describe()})")
     if record.last:
-        lines.append(f"last:     {_attempt_line(record.last)}")
+        lines.append(f"last:     {_attempt_line(record.last, whole=False)}")
+    lines += [line for cert in certs for line in cert.lines()]
     for label, paths in (
         ("changed by hand", drift.modified),
         ("deleted by hand", drift.missing),
@@ -95,13 +133,20 @@ def _short(rev: str | None) -> str:
     return rev[:7] if rev else "(none)"
 
 
-def _attempt_line(a: Attempt) -> str:
+def _attempt_line(a: Attempt, *, whole: bool = True) -> str:
+    """One attempt: its reason whole (``history``, continued on indented lines), or
+    shortened to one line (``status``)."""
     text = f"{a.started_at} {a.revision[:7]} {a.result}"
+    if a.action != "none":
+        text += f" ({a.action})"
     if a.summary:
         text += f": {a.summary}"
-    if a.reason:
-        text += f" ({a.reason})"
-    return text + f" [{a.duration_ms:.0f} ms]"
+    if a.reason and not whole:
+        text += f" ({one_line(a.reason, a.revision)})"
+    text += f" [{a.duration_ms:.0f} ms]"
+    if a.reason and whole:
+        text += "\n    " + a.reason.replace("\n", "\n    ")
+    return text
 
 
 def _attempt_json(a: Attempt) -> dict[str, object]:
@@ -119,13 +164,19 @@ def _attempt_json(a: Attempt) -> dict[str, object]:
 
 def _history(store: StateStore, args: argparse.Namespace) -> int:
     record = store.load()
+    attempts = record.history
+    if args.revision:
+        attempts = tuple(a for a in attempts if a.revision.startswith(args.revision.lower()))
     if args.format == "json":
-        print(json.dumps([_attempt_json(a) for a in record.history], indent=2))
+        print(json.dumps([_attempt_json(a) for a in attempts], indent=2))
         return 0
     if not record.history:
         print("no apply has run on this host yet")
-    for attempt in record.history:
-        print(shown(_attempt_line(attempt)))
+    elif not attempts:
+        print(shown(f"no attempt at a revision starting {args.revision} in the last 50"))
+        return 1
+    for attempt in attempts:
+        print("\n".join(shown(line) for line in _attempt_line(attempt).splitlines()))
     return 0
 
 
@@ -137,6 +188,9 @@ def _rollback(settings: hostsettings.HostSettings, args: argparse.Namespace) -> 
             "name one with --to REV (see `gitops-mail history`)",
         )
     outcome = reconcile(settings, target, wait=not args.no_wait)
+    if outcome.result == "unchanged":
+        print(shown(f"not rolled back: {outcome.revision[:7]} is already live; nothing to undo"))
+        return EXIT_NOT_ROLLED_BACK
     print(shown(f"rolled back: {outcome.message}"))
     print(
         "note: the next push (or `gitops-mail apply`) applies the branch tip again; "

@@ -48,9 +48,27 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+ONE_LINE_LIMIT = 300  # characters of a reason shown on one line (status, push feedback)
+
+
+def one_line(reason: str, revision: str, limit: int = ONE_LINE_LIMIT) -> str:
+    """A reason history keeps whole, on one line: cut at ``limit`` characters when
+    longer, saying which command shows the rest."""
+    text = ""
+    for line in (line.strip() for line in reason.splitlines() if line.strip()):
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[: limit - 1].rstrip()}… (all of it: gitops-mail history --revision {revision[:7]})"
+    )
+
+
 def change_line(change: Change) -> str:
     """``+ alias sales@example.com -> a@x``, ``~ hostname: a -> b``, ``- user u@d``."""
     sign = _SIGN.get(change.op, "~")
+    if change.detail:  # ~ certificate mail.example.com renewed: SHA256 ab12… → cd34…, ...
+        return shown(f"{sign} {change.area} {change.subject} {change.op}: {change.detail}")
     text = f"{sign} {change.area}"
     if change.subject != change.area:
         text += f" {change.subject}"
@@ -81,11 +99,21 @@ def plan_text(plan: Plan) -> str:
 
 
 def _action_text(plan: Plan) -> str:
-    action = plan.action.label
+    """What chasquid gets: the host's decision when planned for one, else what the
+    changes need, and what a host that restarts instead does."""
+    if plan.decision is not None:
+        return _verb(plan.decision.action.label, plan.decision.reasons)
+    text = _verb(plan.action.label, plan.reasons)
+    if plan.action.label == "reload":
+        text += "; a host with reload_strategy: restart (the default) restarts chasquid instead"
+    return text
+
+
+def _verb(action: str, reasons: Sequence[str]) -> str:
     if action == "none":
         return "nothing to do"
     verb = "restart" if action == "restart" else "reload users and aliases"
-    return shown(f"{verb} ({'; '.join(plan.reasons)})")
+    return shown(f"{verb} ({'; '.join(reasons)})")
 
 
 def plan_markdown(plan: Plan) -> str:
@@ -110,9 +138,10 @@ def _cell(text: str | None) -> str:
 
 def _markdown_row(c: Change) -> str:
     sign = _SIGN.get(c.op, "~")
+    before, after = (None, c.detail) if c.detail else (c.before, c.after)
     return (
-        f"| {sign} | {_cell(c.area)} {_cell(c.op)} | `{_cell(c.subject)}` | {_cell(c.before)} "
-        f"| {_cell(c.after)} |"
+        f"| {sign} | {_cell(c.area)} {_cell(c.op)} | `{_cell(c.subject)}` | {_cell(before)} "
+        f"| {_cell(after)} |"
     )
 
 
@@ -126,8 +155,9 @@ def plan_json(plan: Plan) -> str:
     doc = {
         "base": plan.base,
         "target": plan.target,
-        "action": plan.action.label,
-        "reasons": list(plan.reasons),
+        "action": (plan.decision.action if plan.decision else plan.action).label,
+        "reasons": list(plan.decision.reasons if plan.decision else plan.reasons),
+        "needs": plan.action.label,  # what the changes need; "action" is what is done
         "changes": [
             {
                 "area": c.area,
@@ -138,6 +168,7 @@ def plan_json(plan: Plan) -> str:
                 "action": c.action.label,
                 "why": c.why,
                 "note": c.note,
+                "detail": c.detail,
             }
             for c in plan.changes
         ],

@@ -11,6 +11,7 @@ from gitops_mail.daemon.metrics import RESULTS, Metrics
 from gitops_mail.daemon.status import PassReport
 from gitops_mail.daemon.worker import Hooks
 from gitops_mail.git import read as gitread
+from gitops_mail.host.certs import installed
 from gitops_mail.host.settings import HostSettings
 from gitops_mail.logs import get_logger
 
@@ -37,7 +38,8 @@ def build_hooks(settings: HostSettings, metrics: Metrics | None) -> Hooks:
     def on_pass(report: PassReport) -> None:
         if metrics is not None and report.result in RESULTS:
             metrics.observe(report.result, report.duration_ms / 1000, report.revision)
-        if metrics is not None:
+        if metrics is not None:  # a renewal or an apply may have installed another one
             metrics.set_refused(refusals(settings.state_dir))
+            metrics.observe_certificates(installed.every_leaf(settings.chasquid.config_dir))
 
     return Hooks(on_applied=on_applied if settings.commit_back else None, on_pass=on_pass)

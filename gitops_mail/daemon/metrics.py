@@ -6,8 +6,9 @@
     ...
     exporter.stop()
 
-Every label value comes from a fixed set or is a short hexadecimal revision,
-so no secret (nor any text from a commit or an error) can reach a label.
+Every label value comes from a fixed set, is a short hexadecimal revision or
+a certificate's name (a DNS name, ``certificate_expiry_days``), so no secret
+(nor any text from a commit or an error) can reach a label.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
@@ -32,10 +34,11 @@ from gitops_mail.core.dns.findings import STATUSES as CHECK_STATUSES
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from gitops_mail.apply.transaction import Outcome
     from gitops_mail.core.dns.findings import Finding
+    from gitops_mail.core.plan.certs import CertFacts
     from gitops_mail.host.livefs.scan import Drift
 
 NAMESPACE = "gitops_mail"
@@ -49,6 +52,8 @@ SHORT = 7  # hex digits of a revision in a label, as in `git log --oneline`
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 STOP_WITHIN = 0.1  # seconds: how often the idle server checks whether to stop
 _HEX = re.compile(r"[0-9a-f]{4,64}")
+_CERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")  # a DNS name, as the manifest's
+DAY_S = 86400.0
 _ADDRESS_HINT = "write it as host:port, e.g. metrics_address: 127.0.0.1:9187 or [::1]:9187"
 
 
@@ -100,6 +105,8 @@ class Metrics:
         )
         self._refused: set[str] = set()
         self._check_metrics(r)
+        self.certificates = _CertificateExpiry()
+        r.register(self.certificates)
         for result in RESULTS:
             self.reconciles.labels(result=result)
         for result in COMMIT_BACK_RESULTS:
@@ -176,6 +183,12 @@ class Metrics:
         """One commit-back attempt ended with ``result`` (one of ``COMMIT_BACK_RESULTS``)."""
         self.commit_back.labels(result=_known(result, COMMIT_BACK_RESULTS)).inc()
 
+    def observe_certificates(self, installed: Iterable[CertFacts]) -> None:
+        """The certificates installed now: their days to expiry are exported at each scrape."""
+        self.certificates.expiry = {
+            c.name: c.not_after.timestamp() for c in installed if _CERT_NAME.fullmatch(c.name)
+        }
+
     def _check_metrics(self, r: CollectorRegistry) -> None:
         self.check_findings = Gauge(
             "check_findings",
@@ -238,6 +251,24 @@ class Metrics:
         )
         thread.start()
         return Exporter(host, server.server_port, server, thread)
+
+
+class _CertificateExpiry:
+    """``gitops_mail_certificate_expiry_days{name}``: days left, counted when scraped."""
+
+    def __init__(self) -> None:
+        self.expiry: dict[str, float] = {}  # name -> not_after, Unix time
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            f"{NAMESPACE}_certificate_expiry_days",
+            "Days until each installed certificate expires (negative: expired).",
+            labels=["name"],
+        )
+        now = time.time()
+        for name, until in sorted(self.expiry.items()):
+            family.add_metric([name], round((until - now) / DAY_S, 3))
+        yield family
 
 
 @dataclass(frozen=True)

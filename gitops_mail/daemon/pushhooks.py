@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from gitops_mail.apply.store import Attempt, Record
 from gitops_mail.core import report
+from gitops_mail.core.plan.model import Action
 from gitops_mail.core.policy import Limits
 from gitops_mail.core.printable import shown
 from gitops_mail.core.problems import Problem, has_errors
@@ -25,7 +26,6 @@ from gitops_mail.errors import UsageError
 HOOKS = ("pre-receive", "post-receive")
 MARKER = "# gitops-mail push hook: installed by `gitops-mail hooks install`"
 RESULT_SLACK = 2.0  # seconds: started_at has whole seconds, and the daemon may beat the hook
-_ACTION = {"restart": "restart", "reload": "reload", "none": "no restart"}
 
 
 @dataclass(frozen=True)
@@ -137,22 +137,26 @@ def _started(attempt: Attempt) -> datetime:
 
 
 def result_text(attempt: Attempt, *, superseded: bool = False) -> str:
-    """``applied 1a2b3c4: restart, probes ok (1 alias added)``, or what went wrong."""
+    """``applied 1a2b3c4: restarted chasquid, probes ok (1 alias added)``, or what went
+    wrong (its reason on one line: history keeps it whole)."""
     lead = "superseded by a later push: " if superseded else ""
     rev = attempt.revision[:7]
     if attempt.result == "applied":
-        line = f"applied {rev}: {_ACTION.get(attempt.action, attempt.action)}, probes ok"
+        action = Action.of(attempt.action)  # as apply said it: `restarted chasquid`
+        did = action.done if action is not None else shown(attempt.action)
+        line = f"applied {rev}: {did}, probes ok"
         if attempt.summary and attempt.summary != "no change":
             line += f" ({shown(attempt.summary)})"
         return f"{lead}{line}\n"
     if attempt.result == "unchanged":
         return f"{lead}unchanged {rev}: already live, nothing to do\n"
-    text = f"{lead}{shown(attempt.result)} {rev}: {shown(attempt.reason or 'no reason recorded')}\n"
+    why = report.one_line(attempt.reason or "no reason recorded", attempt.revision)
+    text = f"{lead}{shown(attempt.result)} {rev}: {shown(why)}\n"
     if attempt.result in ("failed", "invalid") and "swap" not in attempt.phases_ms:
         text += "the live server was not touched: it keeps its previous configuration\n"
     if attempt.result == "error":  # the host's fault, not the revision's
         text += "the daemon tries again with back-off; `gitops-mail status` says when\n"
-    return text + "see `gitops-mail history` for the details\n"
+    return text + f"see `gitops-mail history --revision {rev}` on the host for the details\n"
 
 
 def waiting_text(tip: str, timeout: float) -> str:

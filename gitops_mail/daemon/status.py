@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gitops_mail.core.report import one_line
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import localfs, statedir
 from gitops_mail.host.lock import held, open_lock_file
@@ -105,11 +106,12 @@ def status_lines(state_dir: Path) -> list[str]:
     last = doc.get("last_pass") or {}
     if last:
         revision = str(last.get("revision") or "?")[:7]
-        text = pass_text(str(last.get("result")), revision, str(last.get("message")))
-        lines.append(f"daemon:   last pass {text}")
+        message = one_line(str(last.get("message")), revision)  # history keeps it whole
+        lines.append(f"daemon:   last pass {pass_text(str(last.get('result')), revision, message)}")
     if doc.get("last_error"):
         retry = f"; retry at {doc.get('next_retry')}" if doc.get("next_retry") else ""
-        lines.append(f"daemon:   error: {doc['last_error']}{retry}")
+        error = one_line(str(doc["last_error"]), str(doc.get("tip") or "?"))
+        lines.append(f"daemon:   error: {error}{retry}")
     if doc.get("commit_back"):
         lines.append(f"daemon:   last commit-back {doc['commit_back']}")
     if doc.get("next_poll"):

@@ -2,7 +2,9 @@
 
 In poll mode the tip is fetched from the remote first. A newer tip asked for
 while a reconcile's probes wait ends that wait (``Tips.newer``). Commits a new
-tip leaves behind unapplied go to history as ``superseded``, oldest first.
+tip leaves behind unapplied go to history as ``superseded``, oldest first,
+once each. The daemon's own commits (commit-back) get no entry: one on top of
+the live revision is recorded live as it is (``own_commit_on_live``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import time
 from pathlib import Path
 
 from gitops_mail import logs
+from gitops_mail.apply import stilllive
 from gitops_mail.apply.store import Attempt, StateStore
+from gitops_mail.daemon.commitback import is_own_commit
 from gitops_mail.daemon.status import now_iso
 from gitops_mail.daemon.triggers import WorkQueue
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.git import read as gitread
 from gitops_mail.git import write as gitwrite
+from gitops_mail.host.livefs import configdir as livefs
 from gitops_mail.host.lock import state_lock
 from gitops_mail.host.settings import HostSettings
 
@@ -67,15 +72,42 @@ class Tips:
 def record_superseded(
     settings: HostSettings, store: StateStore, last: str | None, tip: str
 ) -> None:
-    """History gets every commit between ``last`` (the last tip dealt with) and ``tip``."""
-    skipped = _between(settings.repo, last, tip) if last and last != tip else []
-    if not skipped:
+    """History gets every commit between ``last`` (the last tip dealt with) and ``tip``
+    that it has no entry for yet, except the daemon's own commits: one entry per
+    commit, however often the daemon starts while the tip waits."""
+    between = _between(settings.repo, last, tip) if last and last != tip else []
+    if not between:
         return
     reason = f"{tip[:7]} was pushed before it was applied"
     with state_lock(settings.state_dir, wait=False):
+        known = {a.revision for a in store.load().history}
+        skipped = [r for r in between if r not in known and not is_own_commit(settings.repo, r)]
         for revision in reversed(skipped):  # oldest first: history is newest first
             store.record(Attempt(revision, now_iso(), "superseded", reason=reason))
-    log.info("pass.superseded", revisions=[r[:7] for r in skipped], by=tip)
+    if skipped:
+        log.info("pass.superseded", revisions=[r[:7] for r in skipped], by=tip)
+
+
+def own_commit_on_live(settings: HostSettings, store: StateStore, tip: str) -> bool:
+    """When ``tip`` is the daemon's own commit (generated files only) on top of the live
+    revision, intact: record it as live, with no history entry, and say True.
+
+    Such a commit changes nothing chasquid reads, so the live tree is already
+    the tip's; the next pass finds it live.
+    """
+    with state_lock(settings.state_dir, wait=False):
+        record = store.load()
+        parent = gitread.parent_revision(settings.repo, tip)
+        if record.applied is None or parent != record.applied:
+            return False
+        if not is_own_commit(settings.repo, tip):
+            return False
+        live = livefs.LiveDir(settings.chasquid.config_dir, settings.state_dir)
+        if not stilllive.still_live(store, live, record.applied):
+            return False
+        store.advance(tip)
+    log.info("pass.own_commit", revision=tip[:7], live=parent[:7])
+    return True
 
 
 def _between(repo: Path, old: str, new: str) -> list[str]:

@@ -37,7 +37,7 @@ from gitops_mail.apply.store import Record, StateStore, Unproven
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
 from gitops_mail.daemon import renewals, triggers
 from gitops_mail.daemon.status import PassReport, StatusFile, now_iso, status_line
-from gitops_mail.daemon.tips import Tips, record_superseded
+from gitops_mail.daemon.tips import Tips, own_commit_on_live, record_superseded
 from gitops_mail.daemon.triggers import Backoff, Job, Poller, Watchers, WorkQueue
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.host.certs.source import CertificateError
@@ -184,6 +184,9 @@ class Daemon:
             self._settled(tip)
             log.debug("pass.skip", revision=tip, why=why_not, reasons=list(job.reasons))
             return "skipped", why_not
+        if not job.force and own_commit_on_live(self.settings, self.store, tip):
+            self._settled(tip)  # its own commit-back: live already, no history entry
+            return "unchanged", f"{tip[:7]} is the daemon's own commit on the live revision"
         record_superseded(self.settings, self.store, self._last_target or record.applied, tip)
         log.info("reconcile.start", revision=tip, forced=job.force, reasons=list(job.reasons))
         outcome = self._reconcile(tip, job)

@@ -45,6 +45,11 @@ RELOAD_WHY = (
     "chasquid: reload users and aliases (users and aliases of a running domain are re-read "
     "by chasquid's 30 s reload)\n"
 )
+RESTART_FOR_RELOAD = (
+    "chasquid: restart (users and aliases of a running domain are re-read by chasquid's 30 s "
+    "reload; this host restarts chasquid rather than wait for its reload (reload_strategy: "
+    "restart))\n"
+)
 CERT_DIR = "certs/mail.example.test"
 
 
@@ -177,7 +182,7 @@ def test_an_alias_change_restarts_chasquid_and_the_alias_receives_mail(sandbox: 
     assert done.out == (
         f"Plan: {base[:7]} -> {revision[:7]}\n"
         f"  + alias sales@{DOMAIN} -> {ANA}\n"
-        + RELOAD_WHY
+        + RESTART_FOR_RELOAD
         + f"applied {revision[:7]}: restarted chasquid, probes ok\n"
     )
     assert box.pid() != pid
@@ -225,7 +230,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sandbox: Sandbox) -> None:
     assert done.out == (
         f"Plan: {base[:7]} -> {revision[:7]}\n"
         f"  + alias sales@{DOMAIN} -> {ANA}\n"
-        + RELOAD_WHY
+        + RESTART_FOR_RELOAD
         + f"would apply {revision[:7]} (1 alias added); pre-flight passed\n"
     )
     assert box.tree() == before

@@ -41,14 +41,16 @@ def test_certs_sync_serves_a_renewal_as_each_tool_writes_it(
     sandbox: Sandbox, test_ca: tuple[Any, Path], kind: str
 ) -> None:
     box = sandbox
-    layout, _ = installed(box, test_ca[0], kind)
+    layout, old = installed(box, test_ca[0], kind)
     renewed = issue(test_ca[0], rsa=kind == "acme-rsa")
     layout.write(renewed)
 
     done = box.gm("certs", "sync", "--config", str(box.host_file))
 
     assert (done.code, done.err) == (0, "")
-    assert done.out.startswith(f"certificate {HOSTNAME} renewed: SHA256 {renewed.fingerprint[:16]}")
+    assert done.out.startswith(
+        f"certificate {HOSTNAME} renewed: SHA256 {old[:8]}… → {renewed.fingerprint[:8]}…, expires "
+    )
     assert served_465(box) == renewed.fingerprint
     assert box.history()[0]["revision"] == box.tip()
     assert box.history()[0]["result"] == "applied"

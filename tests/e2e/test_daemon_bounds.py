@@ -45,10 +45,15 @@ def test_a_blob_over_the_limit_is_refused_by_the_daemon_without_being_read(
     big = box.commit({"blob.bin": bytes(200 * MIB)}, "a 200 MiB blob, no hooks on the way")
 
     refused = attempt(box, big, "invalid")
-    assert refused["reason"] == (
-        f"revision {big[:7]} is too large to check; none of its files was read: "
-        "blob.bin: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
-        "(limits.file_bytes)"
+    assert (
+        refused["reason"]
+        == (  # whole: the problem and its hint
+            f"revision {big[:7]} is too large to check; none of its files was read:\n"
+            "blob.bin: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
+            "(limits.file_bytes)\n"
+            "hint: make it smaller or remove it in a new commit; a host raises the limit in its "
+            "settings"
+        )
     )
     poll(lambda: daemon.status()["last_pass"]["revision"] == big, 10, "the end of the pass")
     assert memory_mb(daemon.child.pid, "VmHWM") - peak_before < GROWTH_MB

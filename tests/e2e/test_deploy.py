@@ -106,7 +106,9 @@ def test_first_deploy_installs_and_starts_then_a_second_changes_nothing(
     steps = progress(first.out, host)
     assert steps["venv"] == steps["unit"] == steps["gitops-mail service"] == "changed"
     assert f"pushed {tip[:7]}" in first.out
-    assert f"applied {tip[:7]}: restart, probes ok" in first.out  # post-receive, from the daemon
+    assert (
+        f"applied {tip[:7]}: restarted chasquid, probes ok" in first.out
+    )  # post-receive, from the daemon
     # the pusher deploy created owns the watched repo and can only run git
     account = pwd.getpwnam(PUSHER)
     assert account.pw_shell == "/usr/bin/git-shell"

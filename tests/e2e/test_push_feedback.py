@@ -60,7 +60,7 @@ def test_a_push_returns_once_its_alias_is_live(sandbox: Sandbox, start_daemon: S
     assert said == [
         f"main ({revision[:7]}): valid",
         f"gitops-mail: waiting up to 15 s for the daemon to apply {revision[:7]}",
-        f"applied {revision[:7]}: restart, probes ok (1 alias added)",
+        f"applied {revision[:7]}: restarted chasquid, probes ok (1 alias added)",
     ]
     assert box.status()["live"] == revision
     assert daemon.stop() == 0

@@ -270,7 +270,8 @@ def test_plan_against_the_parent_by_default(capsys, published, origin, workdir):
         f"Plan: {published[:7]} -> {second[:7]}\n"
         "  + alias team@example.com -> carol@example.net, you@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
-        "re-read by chasquid's 30 s reload)\n",
+        "re-read by chasquid's 30 s reload); a host with reload_strategy: restart (the "
+        "default) restarts chasquid instead\n",
         "",
     )
     assert run(capsys, "plan", "--repo", str(origin.path), "--rev", "HEAD~1")[1].startswith(
@@ -325,7 +326,8 @@ def test_plan_worktree_against_head(capsys, published, workdir):
         f"Plan: {published[:7]} -> working tree {workdir.path}\n"
         "  + catch-all *@example.com -> you@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
-        "re-read by chasquid's 30 s reload)\n",
+        "re-read by chasquid's 30 s reload); a host with reload_strategy: restart (the "
+        "default) restarts chasquid instead\n",
     )
 
 
@@ -409,8 +411,9 @@ def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtu
         "  - manifest domains.example.com (was {})\n"
         "  + manifest domains.example.com.dmarc.p -> reject\n"
         "  + record _dmarc.example.com TXT -> v=DMARC1; p=reject\n"
-        "chasquid: reload users and aliases (users and aliases of a running domain are "
-        "re-read by chasquid's 30 s reload)\n"
+        "chasquid: restart (users and aliases of a running domain are re-read by "
+        "chasquid's 30 s reload; this host restarts chasquid rather than wait for its reload "
+        "(reload_strategy: restart))\n"
         "Problems in the new revision:\n"
         "  gitops-mail.yaml:8: warning: DMARC p=reject without DKIM: mail forwarded on "
         "(mailing lists, forwarding to another mailbox) fails SPF, and with no DKIM signature "

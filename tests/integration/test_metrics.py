@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from gitops_mail.apply.transaction import ApplyFailed, Outcome, Superseded
@@ -22,6 +28,7 @@ from gitops_mail.daemon.metrics import (
     parse_address,
 )
 from gitops_mail.errors import GitopsMailError, InvalidConfig
+from gitops_mail.host.certs import installed
 from gitops_mail.host.livefs import scan as livescan
 
 REV = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
@@ -302,3 +309,70 @@ def test_bad_addresses(address: str, message: str) -> None:
     assert caught.value.hint == (
         "write it as host:port, e.g. metrics_address: 127.0.0.1:9187 or [::1]:9187"
     )
+
+
+def _install(config_dir: Path, name: str, until: datetime) -> None:
+    """``certs/<name>/fullchain.pem`` as apply installs it: a self-signed leaf for ``name``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(until - timedelta(days=90))
+        .not_valid_after(until)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (config_dir / "certs" / name).mkdir(parents=True)
+    chain = cert.public_bytes(serialization.Encoding.PEM)
+    (config_dir / "certs" / name / "fullchain.pem").write_bytes(chain)
+
+
+def test_days_to_expiry_of_each_installed_certificate(
+    metrics: Metrics, exporter: Exporter, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    _install(tmp_path, "mail.example.com", now + timedelta(days=10, hours=1))
+    _install(tmp_path, "old.example.com", now - timedelta(days=2))
+    (tmp_path / "certs" / "broken").mkdir()  # no chain in it: not a certificate, not a series
+    before = time.time()
+
+    metrics.observe_certificates(installed.every_leaf(tmp_path))
+
+    found = samples(scrape(exporter.url)[1])
+    series = "gitops_mail_certificate_expiry_days"
+    days = found[(series, (("name", "mail.example.com"),))]
+    elapsed = (time.time() - before) / 86400
+    assert 10.04 - elapsed - 0.001 <= days <= 10.042 + 0.001
+    assert -2.001 <= found[(series, (("name", "old.example.com"),))] <= -1.999
+    names = {labels for name, labels in found if name.endswith("certificate_expiry_days")}
+    assert names == {(("name", "mail.example.com"),), (("name", "old.example.com"),)}
+    metrics.observe_certificates([])  # none installed any more: no series left
+    assert "certificate_expiry_days{" not in metrics.render().decode()
+
+
+def test_each_daemon_pass_exports_the_certificates_installed_then(tmp_path: Path) -> None:
+    from gitops_mail.daemon.afterpass import build_hooks  # noqa: PLC0415 - the daemon's side
+    from gitops_mail.daemon.status import PassReport  # noqa: PLC0415
+    from gitops_mail.host.settings import ChasquidSettings, HostSettings  # noqa: PLC0415
+
+    metrics = Metrics(process=False)
+    config_dir = tmp_path / "etc-chasquid"
+    settings = HostSettings(
+        path=tmp_path / "host.yaml",
+        repo=tmp_path / "repo.git",
+        state_dir=tmp_path / "state",
+        chasquid=ChasquidSettings(config_dir=config_dir),
+    )
+    on_pass = build_hooks(settings, metrics).on_pass
+    assert on_pass is not None
+    _install(config_dir, "mail.example.com", datetime.now(UTC) + timedelta(days=30))
+
+    on_pass(PassReport(REV, "applied", "applied", False, time.time(), 12.0))
+
+    found = samples(metrics.render())
+    days = found[("gitops_mail_certificate_expiry_days", (("name", "mail.example.com"),))]
+    assert 29.99 <= days <= 30.0

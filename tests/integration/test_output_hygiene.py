@@ -200,7 +200,11 @@ def test_a_pushers_forged_names_reach_no_terminal_raw(scene: Scene) -> None:
         assert_nothing_raw(text)
         assert "docs\\nremote: applied 0000000: restart, probes ok" in text
     [last_pass] = [line for line in status.out.splitlines() if "daemon:   last pass" in line]
-    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: path component" in last_pass
+    assert "docs\\nremote: applied 0000000: restart, probes ok" in last_pass
+    assert last_pass.endswith(
+        "… (all of it: gitops-mail history --revision " + f"{said_later[1][8:15]})"
+    )
+    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: path component" in history.text
     assert_nothing_raw(scene.daemon_json())  # JSON: escaped by json.dumps itself
     assert any(e.get("event") == "reconcile.refused" for e in events)
     for found in (scene.gm("validate", "--repo", str(scene.repo), "--rev", "main"),):

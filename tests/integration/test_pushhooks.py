@@ -331,7 +331,7 @@ def test_post_receive_prints_the_daemons_result(published, workdir, origin, host
     assert pushed.remote == [
         f"main ({commit[:7]}): valid",
         waiting(commit, "10"),
-        f"applied {commit[:7]}: restart, probes ok (1 alias added)",
+        f"applied {commit[:7]}: restarted chasquid, probes ok (1 alias added)",
     ]
 
 
@@ -403,7 +403,7 @@ def test_post_receive_prints_a_failure_and_the_restore(
     assert run_hook(monkeypatch, "post-receive", host, origin.path, line) == 0  # never fails
     assert capsys.readouterr().out.splitlines()[1:] == [
         f"failed {published[:7]}: {reason}",
-        "see `gitops-mail history` for the details",
+        f"see `gitops-mail history --revision {published[:7]}` on the host for the details",
     ]
 
 
@@ -425,7 +425,8 @@ def test_post_receive_reports_a_later_push_that_superseded_it(  # noqa: PLR0917 
     line = f"{ZERO} {published} refs/heads/main\n"
     assert run_hook(monkeypatch, "post-receive", host, origin.path, line) == 0
     assert capsys.readouterr().out.splitlines()[1] == (
-        f"superseded by a later push: applied {later[:7]}: reload, probes ok (1 alias added)"
+        f"superseded by a later push: applied {later[:7]}: picked up by chasquid's periodic "
+        "reload, probes ok (1 alias added)"
     )
 
 
@@ -453,7 +454,8 @@ def test_post_receive_sees_a_later_push_whose_result_came_first(  # noqa: PLR091
     assert tip(origin) == later
     assert (host.state_dir / "state.json").read_bytes() == recorded
     assert capsys.readouterr().out == (
-        f"superseded by a later push: applied {later[:7]}: reload, probes ok (1 alias added)\n"
+        f"superseded by a later push: applied {later[:7]}: picked up by chasquid's periodic "
+        "reload, probes ok (1 alias added)\n"
     )
 
 
@@ -649,26 +651,46 @@ def test_since_leaves_room_for_whole_seconds():
     [
         (
             Attempt("a" * 40, "", "applied", summary="no change", action="none"),
-            "applied aaaaaaa: no restart, probes ok\n",
+            "applied aaaaaaa: no restart needed, probes ok\n",
         ),
         (
             Attempt("a" * 40, "", "invalid", reason="the certificate mail.example.com is missing"),
             "invalid aaaaaaa: the certificate mail.example.com is missing\n"
             "the live server was not touched: it keeps its previous configuration\n"
-            "see `gitops-mail history` for the details\n",
+            "see `gitops-mail history --revision aaaaaaa` on the host for the details\n",
         ),
         (
             Attempt("a" * 40, "", "error", reason="restarting chasquid failed"),
             "error aaaaaaa: restarting chasquid failed\n"
             "the daemon tries again with back-off; `gitops-mail status` says when\n"
-            "see `gitops-mail history` for the details\n",
+            "see `gitops-mail history --revision aaaaaaa` on the host for the details\n",
         ),
         (
             Attempt("a" * 40, "", "interrupted", reason="restored after a crash"),
             "interrupted aaaaaaa: restored after a crash\n"
-            "see `gitops-mail history` for the details\n",
+            "see `gitops-mail history --revision aaaaaaa` on the host for the details\n",
         ),
     ],
 )
 def test_result_text(attempt, text):
     assert pushhooks.result_text(attempt) == text
+
+
+def test_result_text_names_a_renewal_and_the_action_as_apply_did():
+    renewed = (
+        "certificate mail.wac.tax renewed: SHA256 ab12ab12… → cd34cd34…, expires 2027-03-01 "
+        "(was 2026-12-20)"
+    )
+    attempt = Attempt("a" * 40, "", "applied", summary=renewed, action="restart")
+    assert pushhooks.result_text(attempt) == (
+        f"applied aaaaaaa: restarted chasquid, probes ok ({renewed})\n"
+    )
+
+
+def test_result_text_cuts_a_long_reason_and_says_where_the_rest_is():
+    reason = "probe failed: " + "submission.connect: no answer; " * 20 + "the end"
+    text = pushhooks.result_text(Attempt("a" * 40, "", "failed", reason=reason))
+    first = text.splitlines()[0]
+    assert first.startswith("failed aaaaaaa: probe failed: submission.connect: no answer;")
+    assert first.endswith("… (all of it: gitops-mail history --revision aaaaaaa)")
+    assert len(first) < 400 and "the end" not in first

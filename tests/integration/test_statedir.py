@@ -409,7 +409,7 @@ def test_the_pusher_reads_the_result_of_a_push_and_nothing_else(
     assert said == [
         f"main ({commit[:7]}): valid",
         f"gitops-mail: waiting up to 30 s for the daemon to apply {commit[:7]}",
-        f"applied {commit[:7]}: restart, probes ok (1 alias added)",
+        f"applied {commit[:7]}: restarted chasquid, probes ok (1 alias added)",
     ]
     daemon.join(30)
     assert modes(state) == {

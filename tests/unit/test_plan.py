@@ -455,7 +455,10 @@ def test_other_files() -> None:
 def test_users_of_a_domain_that_had_a_users_file_wait_for_the_reload() -> None:
     p = plan({USERS: users(i=SCRYPT_1, bob=SCRYPT_2)})
     assert (p.action, p.reasons) == (Action.RELOAD, (RELOAD_111,))
-    assert report.plan_text(p).endswith(f"chasquid: reload users and aliases ({RELOAD_111})\n")
+    assert report.plan_text(p).endswith(
+        f"chasquid: reload users and aliases ({RELOAD_111}); a host with reload_strategy: "
+        "restart (the default) restarts chasquid instead\n"
+    )
 
 
 def test_a_users_file_for_a_domain_that_had_none_needs_a_restart() -> None:

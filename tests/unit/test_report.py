@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from gitops_mail.core import report
-from gitops_mail.core.plan.model import Action, Change, Plan
+from gitops_mail.core.plan.model import (
+    WHY_INTERRUPTED,
+    WHY_RESTART_NOT_WAIT,
+    Action,
+    Change,
+    Plan,
+    decide,
+)
 from gitops_mail.core.problems import Severity, error, warning
 
 ERR = error("chasquid/domains/example.com/aliases", 3, "aliases.syntax", "missing ':'", "add it")
@@ -126,7 +133,8 @@ def test_plan_text() -> None:
 def test_plan_text_of_a_reload_and_of_nothing() -> None:
     reload = Plan("a", "b", (USER,), ())
     assert report.plan_text(reload).splitlines()[-1] == (
-        "chasquid: reload users and aliases (re-read by the 30 s reload)"
+        "chasquid: reload users and aliases (re-read by the 30 s reload); a host with "
+        "reload_strategy: restart (the default) restarts chasquid instead"
     )
     assert report.plan_text(Plan("a", "b", (), ())) == (
         "Plan: a -> b\n  no changes\nchasquid: nothing to do\n"
@@ -185,9 +193,47 @@ def test_plan_json_parses_and_says_everything() -> None:
         "action": "reload",
         "why": "re-read by the 30 s reload",
         "note": "",
+        "detail": "",
     }
     assert [p["code"] for p in doc["problems"]] == ["aliases.syntax", "manifest.x"]
     only_warning = Plan("a", "b", (), (WARN,))
     assert json.loads(report.plan_json(only_warning))["valid"] is True
     assert json.loads(report.plan_json(only_warning))["action"] == "none"
     assert Severity.WARNING.value == "warning"
+
+
+# --- one action: what the host does, told the same way everywhere ----------------------------
+
+
+def test_a_host_that_restarts_for_a_reload_plans_a_restart_and_says_why() -> None:
+    plan = Plan("a", "b", (USER, PIPE), ())
+    decision = decide(plan, plan.action, "restart")
+    decided = Plan("a", "b", (USER, PIPE), (), decision)
+
+    assert decision.action is Action.RESTART
+    assert report.plan_text(decided).splitlines()[-1] == (
+        f"chasquid: restart (re-read by the 30 s reload; {WHY_RESTART_NOT_WAIT})"
+    )
+    doc = json.loads(report.plan_json(decided))
+    assert (doc["action"], doc["needs"]) == ("restart", "reload")
+    assert decision.action.done == "restarted chasquid"
+
+
+def test_a_host_that_waits_for_the_reload_plans_the_reload() -> None:
+    plan = Plan("a", "b", (USER,), ())
+    decision = decide(plan, Action.RELOAD, "wait")
+
+    assert decision == type(decision)(Action.RELOAD, ("re-read by the 30 s reload",))
+    assert report.plan_text(Plan("a", "b", (USER,), (), decision)).splitlines()[-1] == (
+        "chasquid: reload users and aliases (re-read by the 30 s reload)"
+    )
+    assert decision.action.done == "picked up by chasquid's periodic reload"
+
+
+def test_an_interrupted_apply_decides_a_restart_and_files_alone_say_so() -> None:
+    plan = Plan("a", "b", (), ())
+    assert decide(plan, Action.NONE, "wait", interrupted=True).reasons == (WHY_INTERRUPTED,)
+    by_hand = decide(plan, Action.RELOAD, "wait")
+    assert by_hand.action is Action.RELOAD and "changed by hand" in by_hand.reasons[0]
+    assert decide(plan, Action.NONE, "restart").action is Action.NONE
+    assert Action.of("restart") is Action.RESTART and Action.of("bogus") is None

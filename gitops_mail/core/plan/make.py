@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from gitops_mail.core.formats.chasquid_conf import LISTEN_FIELDS, config_changes
 from gitops_mail.core.manifest.model import CertificateSource
+from gitops_mail.core.plan.certs import source_text
 from gitops_mail.core.plan.mail import mail_changes
 from gitops_mail.core.plan.model import (
     WHY_CERTS,
@@ -102,11 +103,7 @@ def _certificates(base: State, new: State) -> Iterator[Change]:
 
 
 def _cert_source(cert: CertificateSource | None) -> str | None:
-    if cert is None:
-        return None
-    if cert.kind == "files":
-        return f"files {cert.fullchain}, {cert.key}"
-    return f"{cert.kind} {cert.directory}"
+    return None if cert is None else source_text(cert)
 
 
 def _hooks(base: State, new: State) -> Iterator[Change]:
