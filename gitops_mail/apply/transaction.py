@@ -37,6 +37,7 @@ from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.plan.model import Action, Plan
 from gitops_mail.core.problems import has_errors
 from gitops_mail.core.state import State, load_state
+from gitops_mail.core.words import counted
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.git import read as gitread
 from gitops_mail.host.livefs import scan as livescan
@@ -112,7 +113,7 @@ def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
         problems = validate(state, policy=settings.policy)
     if has_errors(problems):
         errors = [p for p in problems if p.is_error]
-        count = f"{len(errors)} error" + ("" if len(errors) == 1 else "s")
+        count = counted(len(errors), "error")
         raise InvalidConfig(
             f"revision {snapshot.short} is invalid ({count}); nothing was changed:\n"
             + "\n".join(p.format() for p in errors),
@@ -164,11 +165,11 @@ def _one_line(reason: str) -> str:
 def summary(plan: Plan) -> str:
     if not plan.changes:
         return "no change"
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, str], int] = {}
     for change in plan.changes:
-        key = f"{change.area} {change.op}"
+        key = (change.area, change.op)
         counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{n} {k}" for k, n in counts.items())
+    return ", ".join(f"{counted(n, area)} {op}" for (area, op), n in counts.items())
 
 
 def plan_against_live(settings: HostSettings, store: StateStore, new: State) -> Plan:

@@ -225,7 +225,7 @@ def test_validate_json(capsys, published, workdir):
 
 
 def test_strict_fails_on_warnings(capsys, published, workdir):
-    workdir.commit({"chasquid/domains/example.info/aliases": "postmaster: you@gmail.com\n"})
+    workdir.commit({"chasquid/domains/example.info/aliases": "postmaster: owner@gmail.com\n"})
     code, out, _ = run(capsys, "validate", "--repo", str(workdir.path))
     assert code == 0
     assert out.splitlines()[0] == (
@@ -256,7 +256,7 @@ def test_plan_of_the_first_commit_starts_from_nothing(capsys, published, origin)
         f"Plan: nothing -> {published[:7]}",
         "  + domain example.com",
         "  + config chasquid/chasquid.conf",
-        "  + alias postmaster@example.com -> you@gmail.com",
+        "  + alias postmaster@example.com -> owner@gmail.com",
         "  + alias sales@example.com -> carol@example.net",
     ]
 
@@ -267,7 +267,7 @@ def test_plan_against_the_parent_by_default(capsys, published, origin, workdir):
     assert run(capsys, "plan", "--repo", str(origin.path)) == (
         2,
         f"Plan: {published[:7]} -> {second[:7]}\n"
-        "  + alias team@example.com -> carol@example.net, you@gmail.com\n"
+        "  + alias team@example.com -> carol@example.net, owner@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload)\n",
         "",
@@ -318,11 +318,11 @@ def test_plan_with_a_bad_base_exits_1(capsys, published, workdir):
 
 
 def test_plan_worktree_against_head(capsys, published, workdir):
-    (workdir.path / ALIASES_PATH).write_text(ALIASES + "*: you@gmail.com\n")
+    (workdir.path / ALIASES_PATH).write_text(ALIASES + "*: owner@gmail.com\n")
     assert run(capsys, "plan", "--repo", str(workdir.path), "--worktree")[:2] == (
         2,
         f"Plan: {published[:7]} -> working tree {workdir.path}\n"
-        "  + catch-all *@example.com -> you@gmail.com\n"
+        "  + catch-all *@example.com -> owner@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload)\n",
     )
@@ -364,7 +364,7 @@ def _live_dir(tmp_path: Path) -> Path:
     live = tmp_path / "etc-chasquid"
     (live / "domains" / "example.com").mkdir(parents=True)
     (live / "chasquid.conf").write_text(CONF)
-    (live / "domains" / "example.com" / "aliases").write_text("postmaster: you@gmail.com\n")
+    (live / "domains" / "example.com" / "aliases").write_text("postmaster: owner@gmail.com\n")
     (live / "certs" / "mail.example.com").mkdir(parents=True)
     (live / "certs" / "mail.example.com" / "privkey.pem").write_text(
         "-----BEGIN PRIVATE KEY-----\n"
@@ -691,7 +691,7 @@ def test_user_commands_refuse_a_bare_repo(capsys, monkeypatch, published, origin
 @pytest.fixture
 def aliases_repo(tmp_path, make_repo):
     aliases = (
-        "postmaster: you@gmail.com\n"
+        "postmaster: owner@gmail.com\n"
         "team: sales, i\n"
         "sales: carol@example.net, i\n"
         "list: | /usr/bin/list-receive -l team\n"
@@ -899,10 +899,10 @@ def _debian_chasquid_dir(tmp_path: Path) -> Path:
     _write(etc / "hooks" / "post-data", "#!/bin/sh\nexit 0\n", 0o755)
     _write(
         etc / "domains" / "example.com" / "aliases",
-        "postmaster: you@gmail.com\nlist: | /usr/bin/list-receive\n",
+        "postmaster: owner@gmail.com\nlist: | /usr/bin/list-receive\n",
     )
     _write(etc / "domains" / "example.com" / "dkim_selector", "s1\n")
-    _write(etc / "domains" / "example.org" / "aliases", "*: you@gmail.com\n")
+    _write(etc / "domains" / "example.org" / "aliases", "*: owner@gmail.com\n")
     (etc / "domains" / "empty.example").mkdir(parents=True)
     # files right in certs/
     _write(etc / "certs" / "mail.example.com" / "fullchain.pem", CHAIN)

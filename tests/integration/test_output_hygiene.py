@@ -171,7 +171,7 @@ def push_past_the_checks(scene: Scene, files: Mapping[str, bytes | str | None]) 
 FORGED_FILES = {
     f"{NEWLINE_NAME}": "x\n",
     f"{ESC_NAME}": "x\n",
-    ALIASES_PATH: f"postmaster: you@gmail.com\n{ESC_ALIAS}: you@gmail.com\n",
+    ALIASES_PATH: f"postmaster: owner@gmail.com\n{ESC_ALIAS}: owner@gmail.com\n",
 }
 
 

@@ -347,7 +347,7 @@ def test_the_hook_bounds_itself_before_reading_its_input(serve, pusher):
 
 
 def test_post_receive_stops_waiting_at_the_limit_and_the_push_stands(serve):
-    pushed = serve("hook_seconds: 2", wait=60).push({ALIASES_PATH: "postmaster: you@gmail.com\n"})
+    pushed = serve("hook_seconds: 2", wait=60).push({ALIASES_PATH: "postmaster: owner@gmail.com\n"})
     assert pushed.accepted
     assert pushed.remote[-2:] == [
         f"gitops-mail: waiting up to 60 s for the daemon to apply {pushed.revision[:7]}",

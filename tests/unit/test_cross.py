@@ -23,7 +23,7 @@ domains:
   example.com: {{}}
 """
 CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\n"
+ALIASES = "postmaster: owner@gmail.com\n"
 HOOK = "#!/bin/sh\nexit 0\n"
 FAKE_SCRYPT = Scrypt(14, 8, 1, 32, b"s" * 16, b"k" * 32)
 MANIFEST_ONLY = HostPolicy(repo_hooks=True, pipe_aliases=True)  # the host's side: test_policy
@@ -199,7 +199,7 @@ def test_certificate_and_hostname_compare_as_idna() -> None:
 
 
 def test_postmaster_missing() -> None:
-    found = only(problems({"chasquid/domains/example.com/aliases": "abuse: you@gmail.com\n"}))
+    found = only(problems({"chasquid/domains/example.com/aliases": "abuse: owner@gmail.com\n"}))
     assert found == Problem(
         "chasquid/domains/example.com/aliases",
         None,
@@ -228,8 +228,8 @@ def test_postmaster_missing_in_a_domain_with_only_users() -> None:
 @pytest.mark.parametrize(
     "files",
     [
-        {"chasquid/domains/example.com/aliases": "PostMaster: you@gmail.com\n"},
-        {"chasquid/domains/example.com/aliases": "*: you@gmail.com\n"},
+        {"chasquid/domains/example.com/aliases": "PostMaster: owner@gmail.com\n"},
+        {"chasquid/domains/example.com/aliases": "*: owner@gmail.com\n"},
         {
             "chasquid/domains/example.com/aliases": None,
             "chasquid/domains/example.com/users": users_file("postmaster"),
