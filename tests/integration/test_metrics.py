@@ -292,3 +292,13 @@ def test_bad_addresses(address: str, message: str) -> None:
     assert caught.value.hint == (
         "write it as host:port, e.g. metrics_address: 127.0.0.1:9187 or [::1]:9187"
     )
+
+
+def test_the_endpoint_is_prometheus_clients_own_server(exporter: Exporter) -> None:
+    """No hand-written HTTP server: prometheus_client serves, one thread per scrape."""
+    from prometheus_client.exposition import ThreadingWSGIServer  # noqa: PLC0415
+
+    assert isinstance(exporter.server, ThreadingWSGIServer)
+    assert exporter.server.daemon_threads  # a stuck scrape never holds the daemon up
+    content_type, _ = scrape(exporter.url)
+    assert content_type.startswith("text/plain")
