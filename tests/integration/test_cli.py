@@ -690,6 +690,10 @@ def test_user_commands_refuse_a_bare_repo(capsys, monkeypatch, published, origin
 
 @pytest.fixture
 def aliases_repo(tmp_path, make_repo):
+    return make_repo(tmp_path / "aliases", _aliases_files())
+
+
+def _aliases_files() -> dict[str, object]:
     aliases = (
         "postmaster: owner@gmail.com\n"
         "team: sales, i\n"
@@ -697,15 +701,12 @@ def aliases_repo(tmp_path, make_repo):
         "list: | /usr/bin/list-receive -l team\n"
         "loop1: loop2\nloop2: loop1\n"
     )
-    return make_repo(
-        tmp_path / "aliases",
-        {
-            **FILES,
-            ALIASES_PATH: aliases,
-            "chasquid/domains/example.org/aliases": "*: i@example.com\n",
-            USERS_PATH: b'users: { key: "i" value: { denied: {} } }\n',
-        },
-    )
+    return {
+        **FILES,
+        ALIASES_PATH: aliases,
+        "chasquid/domains/example.org/aliases": "*: i@example.com\n",
+        USERS_PATH: b'users: { key: "i" value: { denied: {} } }\n',
+    }
 
 
 @pytest.mark.parametrize(
@@ -744,6 +745,7 @@ def test_alias_resolve_as_json(capsys, aliases_repo):
             {"address": "i@example.com", "kind": "email"},
             {"address": "i@example.com", "kind": "email"},
         ],
+        "hook": None,
     }
     assert resolved("list@example.com")["recipients"] == [  # type: ignore[index]
         {"address": "/usr/bin/list-receive -l team", "kind": "pipe"}
@@ -754,7 +756,57 @@ def test_alias_resolve_as_json(capsys, aliases_repo):
         "local": False,
         "catch_all": False,
         "recipients": [{"address": "someone@gmail.com", "kind": "remote"}],
+        "hook": None,
     }
+
+
+ALIAS_HOOK = "chasquid/hooks/alias-resolve"
+
+
+@pytest.fixture
+def hooked_repo(tmp_path, make_repo):
+    hook = '#!/bin/sh\n[ "$1" = onlyhook@example.com ] && echo i@example.com\n'
+    return make_repo(tmp_path / "hooked", {**_aliases_files(), ALIAS_HOOK: hook})
+
+
+def test_alias_resolve_says_an_unknown_address_depends_on_the_alias_resolve_hook(
+    capsys, hooked_repo
+):
+    code, out, err = run(
+        capsys, "alias", "resolve", "onlyhook@example.com", "--repo", str(hooked_repo)
+    )
+    assert (code, err) == (0, "")
+    assert out == (
+        f"(no user or alias in the files: it depends on {ALIAS_HOOK}, which chasquid runs for "
+        "onlyhook@example.com: mail is accepted if the hook prints a recipient, else rejected)\n"
+    )
+    code, out, _ = run(
+        capsys,
+        "alias",
+        "resolve",
+        "onlyhook@example.com",
+        "--format",
+        "json",
+        "--repo",
+        str(hooked_repo),
+    )
+    assert json.loads(out) == {
+        "address": "onlyhook@example.com",
+        "local": True,
+        "catch_all": False,
+        "recipients": [],
+        "hook": ALIAS_HOOK,
+    }
+
+
+def test_alias_resolve_says_the_hook_may_add_recipients(capsys, hooked_repo):
+    code, out, _ = run(capsys, "alias", "resolve", "i@example.com", "--repo", str(hooked_repo))
+    assert code == 0
+    assert out.startswith("i@example.com\n(and whatever chasquid/hooks/alias-resolve prints")
+    _, out, _ = run(
+        capsys, "alias", "resolve", "a@gmail.com", "--format", "json", "--repo", str(hooked_repo)
+    )
+    assert json.loads(out)["hook"] is None  # chasquid runs it for local addresses only
 
 
 def test_alias_resolve_of_an_address_nobody_receives(capsys, aliases_repo):

@@ -84,9 +84,19 @@ def test_a_hook_chasquid_never_runs() -> None:
         None,
         "hooks.unknown",
         "chasquid never runs a hook named 'pre-data'",
-        "chasquid runs hooks/post-data; rename or remove this file",
+        "chasquid runs hooks/post-data and hooks/alias-resolve; rename or remove this file",
         Severity.WARNING,
     )
+
+
+@pytest.mark.parametrize("name", ["post-data", "alias-resolve"])
+def test_the_hooks_chasquid_runs_are_known(name: str) -> None:
+    assert problems({f"chasquid/hooks/{name}": Entry(HOOK.encode(), MODE_EXEC)}, True) == []
+
+
+def test_an_alias_resolve_hook_is_refused_like_any_hook_unless_allowed() -> None:
+    found = problems({"chasquid/hooks/alias-resolve": Entry(HOOK.encode(), MODE_EXEC)})
+    assert [(p.code, p.severity) for p in found] == [("hooks.not-allowed", Severity.ERROR)]
 
 
 def test_an_unknown_hook_not_allowed_gets_both() -> None:
