@@ -72,9 +72,9 @@ def test_files_over_the_limit_are_named_with_their_size_and_the_setting(workdir)
     head = workdir.git("rev-parse", "--short=7", "HEAD").strip()
     assert refusal_lines(refused) == [
         f"revision HEAD ({head}) is too large to check; none of its files was read:",
-        "big.bin: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",
+        "big.bin: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",  # noqa: E501
         FILE_HINT,
-        "dir/also: error: 2,000 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",
+        "dir/also: error: 2,000 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",  # noqa: E501
         FILE_HINT,
     ]
 
@@ -143,7 +143,7 @@ def test_a_commit_or_a_tree_object_over_the_file_limit_is_not_read(repo):
     with pytest.raises(InvalidConfig) as refused:
         gitread.read_revision(repo, commit(repo, top), limits=Limits(file_bytes=1000))
     assert refusal_lines(refused)[1] == (
-        "wide/: error: its directory's git tree object is 1,480 bytes, over the limit of 1,000 bytes "
+        "wide/: error: its directory's git tree object is 1,480 bytes, over the limit of 1,000 bytes "  # noqa: E501
         "for one file (limits.file_bytes)"
     )
 
@@ -248,7 +248,7 @@ def test_host_settings_are_read_no_further_than_the_yaml_limit():
         hostsettings.load("/dev/zero")
     assert refused.value.message == (
         "the host settings are invalid:\n"
-        "/dev/zero:1: error: the file is larger than 1,048,576 bytes, the limit for a YAML file; it "
+        "/dev/zero:1: error: the file is larger than 1,048,576 bytes, the limit for a YAML file; it "  # noqa: E501
         "passes the limit on this line\n"
         "    hint: a file like this one needs a few kB: remove what does not belong in it"
     )

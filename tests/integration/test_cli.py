@@ -456,7 +456,7 @@ def test_plan_live_with_invalid_host_settings(capsys, published, workdir, tmp_pa
     assert (code, out) == (1, "")
     assert err == (
         "gitops-mail: error: the host settings are invalid:\n"
-        f"{settings}:3: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path\n"
+        f"{settings}:3: error: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path\n"
         "    hint: fix the lines shown\n"
     )
 

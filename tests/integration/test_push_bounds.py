@@ -217,7 +217,7 @@ def test_files_over_the_revision_limit_in_all_are_refused(serve):
     pushed = serve().push(files)
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        f"data/part5: error: the files add up to {total:,} bytes, over the limit of 52,428,800 bytes "
+        f"data/part5: error: the files add up to {total:,} bytes, over the limit of 52,428,800 bytes "  # noqa: E501
         "for a revision (limits.revision_bytes); the largest: data/part5 (9,437,189 bytes), "
         "data/part4 (9,437,188 bytes), data/part3 (9,437,187 bytes)"
     )
@@ -228,7 +228,7 @@ def test_a_host_limit_applies_to_the_hook(serve):
     pushed = serve("file_bytes: 1000").push({"notes.txt": "x" * 1001})
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        "notes.txt: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)"
+        "notes.txt: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)"  # noqa: E501
     )
 
 
@@ -278,7 +278,7 @@ def test_the_12_mb_yaml_list_of_the_issue_is_refused_from_its_size(serve):
     pushed = serve().push({MANIFEST_PATH: text})
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        f"gitops-mail.yaml: error: {len(text):,} bytes, over the limit of 10,485,760 bytes for one file "
+        f"gitops-mail.yaml: error: {len(text):,} bytes, over the limit of 10,485,760 bytes for one file "  # noqa: E501
         "(limits.file_bytes)"
     )
     assert pushed.peak_mb < BASELINE_MB  # before: 1.8 GB and 16.5 s
@@ -289,7 +289,7 @@ def test_trees_of_trees_standing_for_millions_of_paths_are_refused(serve):
     pushed = serve().push_made(TREES_OF_TREES)
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        "many/d0/d0/d0/d0/: error: more than 20,000 files and directories, counting each path, over "
+        "many/d0/d0/d0/d0/: error: more than 20,000 files and directories, counting each path, over "  # noqa: E501
         "the limit for a revision (limits.revision_files)"
     )
     assert pushed.peak_mb < BASELINE_MB
