@@ -413,7 +413,7 @@ def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtu
         "Problems in the new revision:\n"
         "  gitops-mail.yaml:8: warning: DMARC p=reject without DKIM: mail forwarded on "
         "(mailing lists, forwarding to another mailbox) fails SPF, and with no DKIM signature "
-        "receivers then reject it\n"
+        "receivers then reject it [dmarc.without-dkim]\n"
         "      hint: add `dkim: {selectors: [s2026]}` to the domain (the server makes the key)\n",
         "",
     )
@@ -893,11 +893,16 @@ def test_init_scaffolds_a_valid_repo(capsys, tmp_path):
     assert files["chasquid/domains/example.org/users"] != example_users  # no known password
     code, out, _ = run(capsys, "validate", "--repo", str(target))
     assert code == 0, out
-    assert [
-        line
-        for line in out.splitlines()
-        if not line.startswith(("    hint:",)) and ": warning: " not in line
-    ] == [out.splitlines()[-1]]
+    lines = out.splitlines()
+    warned = [line for line in lines if ": warning: " in line]
+    placeholders = ("[aliases.placeholder]", "[manifest.ip-placeholder]")
+    assert len(warned) == 6 and all(line.endswith(placeholders) for line in warned), out
+    assert [line for line in lines if ": accepted: " in line] == [
+        "chasquid/domains/example.org/aliases:15: accepted: alias 'i' has the name of the user "
+        "i@example.org: chasquid delivers mail for i@example.org to the alias, never to the "
+        "user's mailbox [aliases.shadows-user]"
+    ]
+    assert lines[-1].endswith(": valid, 6 warnings, 1 accepted")
 
 
 def test_init_refuses_a_non_empty_directory(capsys, tmp_path):

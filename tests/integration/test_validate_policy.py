@@ -18,7 +18,9 @@ from support.repo import CONF_PATH, repo_files
 from gitops_mail.cli.main import main
 
 SH = 'hostname: "mail.example.com"\nmail_delivery_agent_bin: "/bin/sh"\n'
-LINE = f'{CONF_PATH}:2: mail_delivery_agent_bin "/bin/sh" is not allowed by this host\'s policy'
+LINE = (
+    f'{CONF_PATH}:2: error: mail_delivery_agent_bin "/bin/sh" is not allowed by this host\'s policy'
+)
 NOTE = (
     f'{CONF_PATH}:2: note: mail_delivery_agent_bin "/bin/sh" needs a host whose policy allows '
     "it (the default policy does not)"
