@@ -31,8 +31,8 @@ from gitops_mail.errors import GitopsMailError, UsageError
 VALID = repo_files()
 ZERO = "0" * 40
 LOOP = [
-    f"{ALIASES_PATH}:3: error: alias loop: a@example.com -> b@example.com -> a@example.com: chasquid "
-    "answers 451 to mail for these addresses (recursion limit exceeded)",
+    f"{ALIASES_PATH}:3: error: alias loop: a@example.com -> b@example.com -> a@example.com: "
+    "chasquid answers 451 to mail for these addresses (recursion limit exceeded)",
     "    hint: break the loop: one of these addresses must lead to a user, a pipe or a remote "
     "address",
 ]
