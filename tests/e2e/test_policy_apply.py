@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
 REFUSED = "is not allowed by this host's policy"
 HOOK = "#!/bin/sh\nid >&2\n"
 HOSTNAME = "mail.example.test"
+ALIAS_HOOK = "alias-resolve"
 
 
 def hooked(box: Sandbox, hook: str = HOOK) -> dict[str, str]:
@@ -177,3 +178,29 @@ def test_a_link_out_of_the_certificate_dirs_is_refused_as_it_resolves(
     assert reasons[0] == reasons[1]
     assert str(secret) not in "".join(reasons)
     box.mail_works()
+
+
+def test_an_alias_resolve_hook_the_host_allows_answers_for_addresses_no_file_names(
+    sandbox: Sandbox,
+) -> None:
+    """chasquid 1.11 runs hooks/alias-resolve ADDRESS for local lookups and takes what it
+    prints as recipients: validate must not call it unknown, and mail for an address only
+    the hook knows is accepted (250), the others still refused (550)."""
+    box = sandbox
+    box.write_host(policy={"repo_hooks": True})
+    hook = '#!/bin/sh\n[ "$1" = "onlyhook@example.test" ] && echo ana@example.test\nexit 0\n'
+    path = box.workdir.path / "chasquid" / "hooks" / ALIAS_HOOK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hook)
+    path.chmod(0o755)
+    manifest = box.manifest().replace('version: "1.11"\n', 'version: "1.11"\n  hooks: true\n')
+    box.commit({MANIFEST_PATH: manifest, f"chasquid/hooks/{ALIAS_HOOK}": hook}, "alias hook")
+    checked = box.run("validate", "--repo", str(box.workdir.path))
+    assert checked.code == 0, checked.out
+    assert "hooks.unknown" not in checked.out, checked.out
+    resolved = box.run("alias", "resolve", "onlyhook@example.test", "--repo", str(box.workdir.path))
+    assert resolved.code == 0 and f"it depends on chasquid/hooks/{ALIAS_HOOK}" in resolved.out
+    box.apply_ok()
+    assert box.tree()[f"hooks/{ALIAS_HOOK}"][:2] == ("file", 0o755)
+    assert box.rcpt("onlyhook@example.test") == 250
+    assert box.rcpt("nobody@example.test") == 550

@@ -101,6 +101,19 @@ def test_a_repo_hook_needs_the_host_to_allow_repo_hooks() -> None:
     assert judged(files, HostPolicy(repo_hooks=True)) == []
 
 
+def test_an_alias_resolve_hook_is_a_repo_hook_the_host_must_allow() -> None:
+    files: Files = {"chasquid/hooks/alias-resolve": HOOK}
+    assert judged(files) == [
+        refused(
+            "chasquid/hooks/alias-resolve",
+            None,
+            "hook 'alias-resolve' (a program chasquid runs for every local recipient)",
+            "repo_hooks",
+        )
+    ]
+    assert judged(files, HostPolicy(repo_hooks=True)) == []
+
+
 def test_a_pipe_alias_needs_the_host_to_allow_pipe_aliases() -> None:
     aliases = "postmaster: owner@gmail.com\nlist: | /usr/bin/mlmmj-receive -L list\n"
     assert judged({ALIASES_PATH: aliases}) == [
