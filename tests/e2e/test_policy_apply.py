@@ -54,24 +54,24 @@ def piped(box: Sandbox) -> str:
 ATTACKS = {
     "delivery agent": (
         lambda box: {CONF_PATH: box.conf(mail_delivery_agent_bin="/bin/sh")},
-        f'{CONF_PATH}:8: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
+        f'{CONF_PATH}:8: error: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
     ),
     "repo hook": (
         hooked,
-        "chasquid/hooks/post-data: hook 'post-data' (a program chasquid runs for every "
+        "chasquid/hooks/post-data: error: hook 'post-data' (a program chasquid runs for every "
         f"message) {REFUSED}",
     ),
     "pipe alias": (
         lambda box: {MANIFEST_PATH: piped(box), ALIASES_PATH: BASE_ALIASES + "x: | /bin/sh\n"},
-        f"{ALIASES_PATH}:2: alias 'x' (a pipe to a command) {REFUSED}",
+        f"{ALIASES_PATH}:2: error: alias 'x' (a pipe to a command) {REFUSED}",
     ),
     "data dir": (
         lambda box: {CONF_PATH: box.conf(data_dir="/etc")},
-        f'{CONF_PATH}:6: data_dir "/etc" {REFUSED}',
+        f'{CONF_PATH}:6: error: data_dir "/etc" {REFUSED}',
     ),
     "listen address": (
         lambda box: {CONF_PATH: box.conf(smtp_address="192.0.2.1:25")},
-        f'{CONF_PATH}:2: smtp_address "192.0.2.1:25" {REFUSED}',
+        f'{CONF_PATH}:2: error: smtp_address "192.0.2.1:25" {REFUSED}',
     ),
 }
 
@@ -148,7 +148,7 @@ def test_a_key_outside_the_certificate_dirs_tells_history_nothing(
     for key in (secret, secret_dir / "missing.pem", Path("/etc/shadow")):
         revision = box.commit(files_source(box, key), f"key {key}")
         assert box.run("apply").code == 1
-        problem = f"{MANIFEST_PATH}:6: certificate '{HOSTNAME}': key file {key} {REFUSED}"
+        problem = f"{MANIFEST_PATH}:6: error: certificate '{HOSTNAME}': key file {key} {REFUSED}"
         box.assert_untouched(before, "invalid", refusal(revision, problem))
         reasons.append(box.history()[0]["reason"].replace(revision[:7], "R").replace(str(key), "K"))
     assert reasons[0] == reasons[1] == reasons[2]
