@@ -118,7 +118,9 @@ def _markdown_row(c: Change) -> str:
 
 
 def _markdown_problem(p: Problem) -> str:
-    icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️"}.get(p.severity, "\u2139\ufe0f")
+    icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.ACCEPTED: "☑️"}.get(
+        p.severity, "\u2139\ufe0f"
+    )
     hint = f" — {shown(p.hint)}" if p.hint else ""
     return f"- {icon} `{shown(p.location)}`: {shown(p.message)}{hint}"
 
