@@ -2,8 +2,8 @@
 
 Per file: the parser's problems, overridden duplicates, names chasquid never
 matches, aliases that hide a user, pipes, local targets that go nowhere, and
-placeholders left in (the scaffold's ``you@gmail.com``, domains reserved for
-examples by RFC 2606).
+placeholders left in (the scaffold's ``you@gmail.com``, example.com, .net and
+.org, reserved for examples by RFC 2606).
 Across files: loops and chains deeper than chasquid's recursion limit, found
 on the graph of addresses (one ``Resolver.step`` each, memoised), in time
 linear in its size.
@@ -35,13 +35,9 @@ from gitops_mail.core.problems import Problem, Severity
 
 _FIELDS = re.compile(f"[{re.escape(GO_SPACE)}]+")
 SCAFFOLD_ADDRESS = "you@gmail.com"  # where `gitops-mail init` forwards mail, to be replaced
-# RFC 2606: second-level domains and top-level names reserved for examples.
+# RFC 2606: the second-level domains reserved for examples, and their subdomains.
 _EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
-_EXAMPLE_TLDS = ("example", "invalid")
-_EXAMPLE_ENDS = (
-    *(f"{c}{d}" for d in _EXAMPLE_DOMAINS for c in "@."),
-    *(f".{t}" for t in _EXAMPLE_TLDS),
-)
+_EXAMPLE_ENDS = tuple(f"{c}{d}" for d in _EXAMPLE_DOMAINS for c in "@.")
 
 
 def check_aliases(
@@ -96,12 +92,7 @@ def placeholder(address: str) -> str | None:
         return "it is the placeholder `gitops-mail init` writes"
     if not lowered.endswith(_EXAMPLE_ENDS):
         return None
-    domain = lowered.rpartition("@")[2]
-    if domain.rpartition(".")[2] in _EXAMPLE_TLDS:
-        return (
-            f"the top-level name .{domain.rpartition('.')[2]} is reserved for examples (RFC 2606)"
-        )
-    return f"{domain} is reserved for examples (RFC 2606)"
+    return f"{lowered.rpartition('@')[2]} is reserved for examples (RFC 2606)"
 
 
 def _recipients(resolver: Resolver, site: _Site, allow_pipes: bool) -> list[Problem]:
