@@ -47,7 +47,7 @@ def test_a_blob_over_the_limit_is_refused_by_the_daemon_without_being_read(
     refused = attempt(box, big, "invalid")
     assert refused["reason"] == (
         f"revision {big[:7]} is too large to check; none of its files was read: "
-        "blob.bin: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
+        "blob.bin: error: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
         "(limits.file_bytes)"
     )
     poll(lambda: daemon.status()["last_pass"]["revision"] == big, 10, "the end of the pass")
