@@ -39,6 +39,7 @@ from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.plan.model import Action, Plan
 from gitops_mail.core.problems import has_errors
 from gitops_mail.core.state import State, load_state
+from gitops_mail.core.words import counted
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.git import read as gitread
 from gitops_mail.host.certs import installed
@@ -117,7 +118,7 @@ def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
         problems = validate(state, policy=settings.policy)
     if has_errors(problems):
         errors = [p for p in problems if p.is_error]
-        count = f"{len(errors)} error" + ("" if len(errors) == 1 else "s")
+        count = counted(len(errors), "error")
         raise InvalidConfig(
             f"revision {snapshot.short} is invalid ({count}); nothing was changed:\n"
             + "\n".join(p.format() for p in errors),
@@ -179,13 +180,13 @@ def summary(plan: Plan) -> str:
     if not plan.changes:
         return "no change"
     named = [f"{c.area} {c.subject} {c.op}: {c.detail}" for c in plan.changes if c.detail]
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, str], int] = {}
     for change in plan.changes:
         if change.detail:
             continue
-        key = f"{change.area} {change.op}"
+        key = (change.area, change.op)
         counts[key] = counts.get(key, 0) + 1
-    return ", ".join([*named, *(f"{n} {k}" for k, n in counts.items())])
+    return ", ".join([*named, *(f"{counted(n, area)} {op}" for (area, op), n in counts.items())])
 
 
 def plan_against_live(

@@ -11,11 +11,13 @@ from gitops_mail.core.printable import shown
 
 class Severity(enum.Enum):
     """ERROR fails validation; WARNING fails it only with ``--strict``; NOTE never does
-    (what only a host can decide, told where no host is known)."""
+    (what only a host can decide, told where no host is known); ACCEPTED is a warning
+    the repo accepts (``accept:`` in the manifest, the reason in ``hint``)."""
 
     ERROR = "error"
     WARNING = "warning"
     NOTE = "note"
+    ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,17 @@ class Problem:
         return where
 
     def format(self) -> str:
-        """``path:line: message`` (warnings and notes say so), the hint on its own line.
+        """``path:line: severity: message``, the hint on its own line; a warning
+        names its code (``[aliases.shadows-user]``), which is how ``accept:`` names it.
 
         Paths and messages name what a pusher chose: their control characters
         are escaped, so each part stays on its one line (``printable``)."""
-        prefix = "" if self.severity is Severity.ERROR else f"{self.severity.value}: "
-        text = f"{shown(self.location)}: {prefix}{shown(self.message)}"
+        text = f"{shown(self.location)}: {self.severity.value}: {shown(self.message)}"
+        if self.severity in (Severity.WARNING, Severity.ACCEPTED):
+            text += f" [{shown(self.code)}]"
         if self.hint:
-            text += f"\n    hint: {shown(self.hint)}"
+            label = "accepted" if self.severity is Severity.ACCEPTED else "hint:"
+            text += f"\n    {label} {shown(self.hint)}"
         return text
 
     def to_json(self) -> dict[str, object]:

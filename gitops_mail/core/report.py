@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gitops_mail.core.printable import json_text, shown
 from gitops_mail.core.problems import Problem, Severity
+from gitops_mail.core.words import counted
 
 if TYPE_CHECKING:  # plan imports every format; validate output must not pay for it
     from gitops_mail.core.plan.model import Change, Plan
@@ -20,17 +21,21 @@ _SIGN = {"added": "+", "removed": "-"}
 
 
 def problems_text(problems: Sequence[Problem], source: str) -> str:
+    """Each problem, the accepted warnings after the others, then the counts."""
     errors = sum(p.is_error for p in problems)
     notes = sum(p.severity is Severity.NOTE for p in problems)
-    warnings = len(problems) - errors - notes
-    lines = [p.format() for p in problems]
-    noted = f", {_count(notes, 'note')}" if notes else ""
+    accepted = [p for p in problems if p.severity is Severity.ACCEPTED]
+    warnings = len(problems) - errors - notes - len(accepted)
+    lines = [p.format() for p in problems if p.severity is not Severity.ACCEPTED]
+    lines += [p.format() for p in accepted]
+    more = f", {counted(notes, 'note')}" if notes else ""
+    more += f", {len(accepted)} accepted" if accepted else ""
     if errors:
-        counts = f"{_count(errors, 'error')}, {_count(warnings, 'warning')}"
-        lines.append(f"{source}: invalid: {counts}{noted}")
+        counts = f"{counted(errors, 'error')}, {counted(warnings, 'warning')}"
+        lines.append(f"{source}: invalid: {counts}{more}")
     else:
-        lines.append(f"{source}: valid" + (f", {_count(warnings, 'warning')}" if warnings else ""))
-        lines[-1] += noted
+        lines.append(f"{source}: valid" + (f", {counted(warnings, 'warning')}" if warnings else ""))
+        lines[-1] += more
     return "\n".join(lines) + "\n"
 
 
@@ -42,10 +47,6 @@ def problems_json(problems: Sequence[Problem], source: str, revision: str | None
         "problems": [p.to_json() for p in problems],
     }
     return json_text(doc) + "\n"
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 ONE_LINE_LIMIT = 300  # characters of a reason shown on one line (status, push feedback)
@@ -146,7 +147,9 @@ def _markdown_row(c: Change) -> str:
 
 
 def _markdown_problem(p: Problem) -> str:
-    icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️"}.get(p.severity, "\u2139\ufe0f")
+    icon = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.ACCEPTED: "☑️"}.get(
+        p.severity, "\u2139\ufe0f"
+    )
     hint = f" — {shown(p.hint)}" if p.hint else ""
     return f"- {icon} `{shown(p.location)}`: {shown(p.message)}{hint}"
 

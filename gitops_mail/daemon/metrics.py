@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import generate_latest, make_wsgi_app
+from prometheus_client.exposition import generate_latest, start_wsgi_server
 from prometheus_client.process_collector import ProcessCollector
 
 from gitops_mail.core.dns.findings import CHECKS
@@ -50,7 +48,6 @@ DRIFT_KINDS = ("modified", "missing", "foreign")
 SHORT = 7  # hex digits of a revision in a label, as in `git log --oneline`
 # A reconcile with nothing to do takes milliseconds; one with probes, up to the probe deadline.
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-STOP_WITHIN = 0.1  # seconds: how often the idle server checks whether to stop
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 _CERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")  # a DNS name, as the manifest's
 DAY_S = 86400.0
@@ -231,25 +228,20 @@ class Metrics:
         return generate_latest(self.registry)
 
     def serve(self, address: str) -> Exporter:
-        """Serve ``/metrics`` on ``address`` (``host:port``) from a daemon thread.
+        """Serve ``/metrics`` on ``address`` (``host:port``) from a daemon thread:
+        prometheus_client's own WSGI server (a thread per scrape, IPv6 by the
+        address, no access log on the daemon's stderr).
 
         Any address the host settings name is honoured; port 0 picks a free one.
         """
         host, port = parse_address(address)
         try:
-            server = _bind(host, port, make_wsgi_app(self.registry))
+            server, thread = start_wsgi_server(port, host, self.registry)
         except OSError as error:
             raise GitopsMailError(
                 f"cannot serve metrics on {address}: {error.strerror or error}",
                 "choose a free port for metrics_address, or remove it to turn metrics off",
             ) from None
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": STOP_WITHIN},
-            name="metrics",
-            daemon=True,
-        )
-        thread.start()
         return Exporter(host, server.server_port, server, thread)
 
 
@@ -298,25 +290,6 @@ class Exporter:
         self.thread.join()
 
     __call__ = stop
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck scrape never holds the daemon up
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log on stderr: the daemon's stderr is its JSON log."""
-
-
-def _bind(host: str, port: int, app: Any) -> WSGIServer:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    server_class = _Server6 if family == socket.AF_INET6 else _Server
-    return make_server(host, port, app, server_class, handler_class=_QuietHandler)
 
 
 def parse_address(address: str) -> tuple[str, int]:

@@ -61,7 +61,6 @@ def first_plan(box: Sandbox, revision: str) -> str:
         "  + user ana@example.test -> scrypt\n"
         "  + alias postmaster@example.test -> ana@example.test\n"
         f"  + certificate mail.example.test -> files {box.fullchain}, {box.privkey}\n"
-        "  + manifest chasquid.version -> 1.11\n"
         "  + manifest domains.example.test -> {}\n"
         "  + manifest version -> 1\n"
         "  + record example.test MX -> 10 mail.example.test.\n" + RESTART_WHY
@@ -132,8 +131,8 @@ def test_first_apply_onto_an_empty_config_dir_delivers_mail(make_sandbox: MakeSa
         "restart",
     )
     assert attempt["summary"] == (
-        "1 domain added, 1 config added, 1 user added, 1 alias added, 1 certificate added, "
-        "3 manifest added, 1 record added"
+        "1 domain added, 1 config setting added, 1 user added, 1 alias added, 1 certificate added, "
+        "2 manifest settings added, 1 record added"
     )
     assert set(attempt["phases_ms"]) == {
         *("read", "validate", "render", "compare", "stage", "preflight"),

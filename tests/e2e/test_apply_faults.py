@@ -49,7 +49,7 @@ def test_an_invalid_revision_is_refused_and_nothing_is_touched(sandbox: Sandbox)
     box.commit({ALIASES_PATH: BASE_ALIASES + "loop1: loop2\nloop2: loop1\n"}, "A loop")
     revision = tip(box)
     problem = (
-        "chasquid/domains/example.test/aliases:2: alias loop: loop1@example.test -> "
+        "chasquid/domains/example.test/aliases:2: error: alias loop: loop1@example.test -> "
         "loop2@example.test -> loop1@example.test: chasquid answers 451 to mail for these "
         "addresses (recursion limit exceeded)"
     )

@@ -124,7 +124,7 @@ def test_sigkill_at_every_swap_fault_point_then_apply_converges(sandbox: Sandbox
                 revision,
                 "interrupted",
                 f"an interrupted swap in {box.config_dir} was rolled back: "
-                "4 file(s) are as they were before it",
+                "4 files are as they were before it",
             ), point
 
 
@@ -156,7 +156,7 @@ def test_sigkill_while_restoring_then_apply_restores_again(sandbox: Sandbox) -> 
         revision,
         "interrupted",
         f"an interrupted restore in {box.config_dir} was rolled back: "
-        "1 file(s) are as they were before it",
+        "1 file is as they were before it",
     )
     box.assert_untouched(before, "failed", latest["reason"])
     assert_serves(box, leaf, new=False)

@@ -218,7 +218,7 @@ def test_a_bad_push_is_recorded_invalid_and_not_retried_the_next_good_one_applie
     invalid = attempt(box, bad, "invalid")
     assert invalid["reason"] == (
         f"revision {bad[:7]} is invalid (1 error); nothing was changed:\n"
-        "chasquid/domains/example.test/aliases:2: alias loop: loop1@example.test -> "
+        "chasquid/domains/example.test/aliases:2: error: alias loop: loop1@example.test -> "
         "loop2@example.test -> loop1@example.test: chasquid answers 451 to mail for these "
         "addresses (recursion limit exceeded)\n"
         "hint: break the loop: one of these addresses must lead to a user, a pipe or a "

@@ -49,7 +49,7 @@ def test_a_blob_over_the_limit_is_refused_by_the_daemon_without_being_read(
         refused["reason"]
         == (  # whole: the problem and its hint
             f"revision {big[:7]} is too large to check; none of its files was read:\n"
-            "blob.bin: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
+            "blob.bin: error: 209,715,200 bytes, over the limit of 10,485,760 bytes for one file "
             "(limits.file_bytes)\n"
             "hint: make it smaller or remove it in a new commit; a host raises the limit in its "
             "settings"

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.chasquid]
 REFUSED = "is not allowed by this host's policy"
 HOOK = "#!/bin/sh\nid >&2\n"
 HOSTNAME = "mail.example.test"
+ALIAS_HOOK = "alias-resolve"
 
 
 def hooked(box: Sandbox, hook: str = HOOK) -> dict[str, str]:
@@ -54,24 +55,24 @@ def piped(box: Sandbox) -> str:
 ATTACKS = {
     "delivery agent": (
         lambda box: {CONF_PATH: box.conf(mail_delivery_agent_bin="/bin/sh")},
-        f'{CONF_PATH}:8: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
+        f'{CONF_PATH}:8: error: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
     ),
     "repo hook": (
         hooked,
-        "chasquid/hooks/post-data: hook 'post-data' (a program chasquid runs for every "
+        "chasquid/hooks/post-data: error: hook 'post-data' (a program chasquid runs for every "
         f"message) {REFUSED}",
     ),
     "pipe alias": (
         lambda box: {MANIFEST_PATH: piped(box), ALIASES_PATH: BASE_ALIASES + "x: | /bin/sh\n"},
-        f"{ALIASES_PATH}:2: alias 'x' (a pipe to a command) {REFUSED}",
+        f"{ALIASES_PATH}:2: error: alias 'x' (a pipe to a command) {REFUSED}",
     ),
     "data dir": (
         lambda box: {CONF_PATH: box.conf(data_dir="/etc")},
-        f'{CONF_PATH}:6: data_dir "/etc" {REFUSED}',
+        f'{CONF_PATH}:6: error: data_dir "/etc" {REFUSED}',
     ),
     "listen address": (
         lambda box: {CONF_PATH: box.conf(smtp_address="192.0.2.1:25")},
-        f'{CONF_PATH}:2: smtp_address "192.0.2.1:25" {REFUSED}',
+        f'{CONF_PATH}:2: error: smtp_address "192.0.2.1:25" {REFUSED}',
     ),
 }
 
@@ -162,7 +163,7 @@ def test_a_key_outside_the_certificate_dirs_tells_history_nothing(
     for key in (secret, secret_dir / "missing.pem", Path("/etc/shadow")):
         revision = box.commit(files_source(box, key), f"key {key}")
         assert box.run("apply").code == 1
-        problem = f"{MANIFEST_PATH}:6: certificate '{HOSTNAME}': key file {key} {REFUSED}"
+        problem = f"{MANIFEST_PATH}:6: error: certificate '{HOSTNAME}': key file {key} {REFUSED}"
         assert_refused(box, before, revision, problem)
         reasons.append(box.history()[0]["reason"].replace(revision[:7], "R").replace(str(key), "K"))
     assert reasons[0] == reasons[1] == reasons[2]
@@ -192,3 +193,29 @@ def test_a_link_out_of_the_certificate_dirs_is_refused_as_it_resolves(
     assert reasons[0] == reasons[1]
     assert str(secret) not in "".join(reasons)
     box.mail_works()
+
+
+def test_an_alias_resolve_hook_the_host_allows_answers_for_addresses_no_file_names(
+    sandbox: Sandbox,
+) -> None:
+    """chasquid 1.11 runs hooks/alias-resolve ADDRESS for local lookups and takes what it
+    prints as recipients: validate must not call it unknown, and mail for an address only
+    the hook knows is accepted (250), the others still refused (550)."""
+    box = sandbox
+    box.write_host(policy={"repo_hooks": True})
+    hook = '#!/bin/sh\n[ "$1" = "onlyhook@example.test" ] && echo ana@example.test\nexit 0\n'
+    path = box.workdir.path / "chasquid" / "hooks" / ALIAS_HOOK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hook)
+    path.chmod(0o755)
+    manifest = box.manifest().replace('version: "1.11"\n', 'version: "1.11"\n  hooks: true\n')
+    box.commit({MANIFEST_PATH: manifest, f"chasquid/hooks/{ALIAS_HOOK}": hook}, "alias hook")
+    checked = box.run("validate", "--repo", str(box.workdir.path))
+    assert checked.code == 0, checked.out
+    assert "hooks.unknown" not in checked.out, checked.out
+    resolved = box.run("alias", "resolve", "onlyhook@example.test", "--repo", str(box.workdir.path))
+    assert resolved.code == 0 and f"it depends on chasquid/hooks/{ALIAS_HOOK}" in resolved.out
+    box.apply_ok()
+    assert box.tree()[f"hooks/{ALIAS_HOOK}"][:2] == ("file", 0o755)
+    assert box.rcpt("onlyhook@example.test") == 250
+    assert box.rcpt("nobody@example.test") == 550

@@ -85,7 +85,8 @@ def test_a_pushers_shell_as_delivery_agent_never_reaches_the_host(
     ]
     assert done.returncode == 1
     assert said == [
-        f'{CONF_PATH}:8: mail_delivery_agent_bin "/bin/sh" is not allowed by this host\'s policy',
+        f'{CONF_PATH}:8: error: mail_delivery_agent_bin "/bin/sh" is not allowed by this '
+        "host's policy",
         "    hint: root can allow it in the host settings: policy.delivery_agents",
         f"main ({attack[:7]}): invalid: 1 error, 0 warnings",
         "gitops-mail: push rejected: fix the problems above and push again",

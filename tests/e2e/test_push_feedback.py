@@ -78,7 +78,8 @@ def test_a_rejected_push_changes_nothing(sandbox: Sandbox, start_daemon: StartDa
 
     assert code == 1
     assert said == [
-        f"{ALIASES_PATH}:2: alias loop: a@{DOMAIN} -> b@{DOMAIN} -> a@{DOMAIN}: chasquid answers "
+        f"{ALIASES_PATH}:2: error: alias loop: a@{DOMAIN} -> b@{DOMAIN} -> a@{DOMAIN}: "
+        "chasquid answers "
         "451 to mail for these addresses (recursion limit exceeded)",
         "    hint: break the loop: one of these addresses must lead to a user, a pipe or a remote "
         "address",

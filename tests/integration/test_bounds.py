@@ -72,9 +72,9 @@ def test_files_over_the_limit_are_named_with_their_size_and_the_setting(workdir)
     head = workdir.git("rev-parse", "--short=7", "HEAD").strip()
     assert refusal_lines(refused) == [
         f"revision HEAD ({head}) is too large to check; none of its files was read:",
-        "big.bin: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",
+        "big.bin: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",  # noqa: E501
         FILE_HINT,
-        "dir/also: 2,000 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",
+        "dir/also: error: 2,000 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)",  # noqa: E501
         FILE_HINT,
     ]
 
@@ -84,7 +84,7 @@ def test_files_over_the_total_are_refused_naming_the_largest(workdir):
     with pytest.raises(InvalidConfig) as refused:
         gitread.read_revision(workdir.path, "main", limits=SMALL)
     assert refusal_lines(refused)[1:] == [
-        "f4: the files add up to 3,010 bytes, over the limit of 2,500 bytes for a revision "
+        "f4: error: the files add up to 3,010 bytes, over the limit of 2,500 bytes for a revision "
         "(limits.revision_bytes); the largest: f4 (604 bytes), f3 (603 bytes), f2 (602 bytes)",
         TOTAL_HINT,
     ]
@@ -113,7 +113,7 @@ def test_trees_of_trees_are_counted_path_by_path_without_listing_them(repo):
     with pytest.raises(InvalidConfig) as refused:
         gitread.read_revision(repo, commit(repo, level))
     assert refusal_lines(refused)[1:] == [
-        "d0/d0/d0/d0/: more than 20,000 files and directories, counting each path, over the "
+        "d0/d0/d0/d0/: error: more than 20,000 files and directories, counting each path, over the "
         "limit for a revision (limits.revision_files)",
         "    hint: remove files in a new commit; a host raises the limit in its settings",
     ]
@@ -127,7 +127,7 @@ def test_a_path_no_filesystem_could_hold_is_refused(repo):
         gitread.read_revision(repo, commit(repo, level))
     problem = refusal_lines(refused)[1]
     assert problem.startswith("dir456/dir456/")
-    assert problem.endswith("...: a path longer than 4,096 bytes starts here")
+    assert problem.endswith("...: error: a path longer than 4,096 bytes starts here")
 
 
 def test_a_commit_or_a_tree_object_over_the_file_limit_is_not_read(repo):
@@ -136,14 +136,14 @@ def test_a_commit_or_a_tree_object_over_the_file_limit_is_not_read(repo):
     with pytest.raises(InvalidConfig) as refused:
         gitread.read_revision(repo, long_message, limits=SMALL)
     assert refusal_lines(refused)[1].startswith(
-        f"commit {long_message[:7]}: its commit object is 2,"
+        f"commit {long_message[:7]}: error: its commit object is 2,"
     )
     wide = tree(repo, [("100644", blob(repo, b"x"), f"name-{i:04}") for i in range(40)])
     top = tree(repo, [("040000", wide, "wide")])
     with pytest.raises(InvalidConfig) as refused:
         gitread.read_revision(repo, commit(repo, top), limits=Limits(file_bytes=1000))
     assert refusal_lines(refused)[1] == (
-        "wide/: its directory's git tree object is 1,480 bytes, over the limit of 1,000 bytes "
+        "wide/: error: its directory's git tree object is 1,480 bytes, over the limit of 1,000 bytes "  # noqa: E501
         "for one file (limits.file_bytes)"
     )
 
@@ -188,7 +188,7 @@ def test_a_256_mib_blob_is_refused_without_being_read(tmp_path, make_repo):
     )
     message, peak_mb = done.stdout.splitlines()
     assert message == (
-        "huge.bin: 268,435,456 bytes, over the limit of 10,485,760 bytes for one file "
+        "huge.bin: error: 268,435,456 bytes, over the limit of 10,485,760 bytes for one file "
         "(limits.file_bytes)"
     )
     assert int(peak_mb) < 64  # the interpreter and git.read: about 25 MB
@@ -208,7 +208,7 @@ def test_a_working_tree_is_measured_by_lstat_before_it_is_read(tmp_path):
         localfs.read_directory(root, limits=SMALL)
     assert refusal_lines(refused) == [
         f"working tree {root} is too large to check; none of its files was read:",
-        "huge.bin: 1,099,511,627,776 bytes, over the limit of 1,000 bytes for one file "
+        "huge.bin: error: 1,099,511,627,776 bytes, over the limit of 1,000 bytes for one file "
         "(limits.file_bytes)",
         FILE_HINT,
     ]
@@ -221,7 +221,7 @@ def test_a_working_tree_with_too_many_paths_is_refused_during_the_walk(tmp_path)
     with pytest.raises(InvalidConfig) as refused:
         localfs.read_directory(root, limits=SMALL)
     assert refusal_lines(refused)[1] == (
-        ".: more than 50 files and directories, counting each path, over the limit for a "
+        ".: error: more than 50 files and directories, counting each path, over the limit for a "
         "revision (limits.revision_files)"
     )
 
@@ -234,7 +234,7 @@ def test_a_working_tree_total_is_bounded_and_defaults_apply(tmp_path):
     with pytest.raises(InvalidConfig) as refused:
         localfs.read_directory(root, prefix="chasquid", limits=SMALL)
     assert refusal_lines(refused)[1].startswith(
-        "chasquid/f0: the files add up to 2,700 bytes, over the limit of 2,500 bytes"
+        "chasquid/f0: error: the files add up to 2,700 bytes, over the limit of 2,500 bytes"
     )
     assert len(localfs.read_directory(root).files) == 3
 
@@ -248,7 +248,7 @@ def test_host_settings_are_read_no_further_than_the_yaml_limit():
         hostsettings.load("/dev/zero")
     assert refused.value.message == (
         "the host settings are invalid:\n"
-        "/dev/zero:1: the file is larger than 1,048,576 bytes, the limit for a YAML file; it "
+        "/dev/zero:1: error: the file is larger than 1,048,576 bytes, the limit for a YAML file; it "  # noqa: E501
         "passes the limit on this line\n"
         "    hint: a file like this one needs a few kB: remove what does not belong in it"
     )

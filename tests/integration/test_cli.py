@@ -173,7 +173,7 @@ def test_validate_an_older_revision(capsys, published, origin, workdir):
     code, out, err = run(capsys, "validate", "--repo", str(origin.path))
     assert code == 1
     assert out == (
-        f"{ALIASES_PATH}:3: missing ':' in 'broken' (an alias is `name: address, address` "
+        f"{ALIASES_PATH}:3: error: missing ':' in 'broken' (an alias is `name: address, address` "
         "or `name: | command`)\n"
         "    hint: add the ':' after the alias name, or start the line with '#' for a comment "
         "(chasquid up to 1.15 skips this line silently, 1.16 and newer refuse the file)\n"
@@ -193,7 +193,7 @@ def test_validate_worktree_sees_uncommitted_changes(capsys, published, workdir):
     assert run(capsys, "validate", "--repo", str(workdir.path))[0] == 0  # HEAD is fine
     code, out, _ = run(capsys, "validate", "--repo", str(workdir.path), "--worktree")
     assert code == 1
-    assert out.startswith(f"{ALIASES_PATH}:3: missing ':' in 'broken'")
+    assert out.startswith(f"{ALIASES_PATH}:3: error: missing ':' in 'broken'")
     assert out.endswith(f"working tree {workdir.path}: invalid: 1 error, 0 warnings\n")
 
 
@@ -226,13 +226,13 @@ def test_validate_json(capsys, published, workdir):
 
 
 def test_strict_fails_on_warnings(capsys, published, workdir):
-    workdir.commit({"chasquid/domains/example.info/aliases": "postmaster: you@gmail.com\n"})
+    workdir.commit({"chasquid/domains/example.info/aliases": "postmaster: owner@gmail.com\n"})
     code, out, _ = run(capsys, "validate", "--repo", str(workdir.path))
     assert code == 0
     assert out.splitlines()[0] == (
         "chasquid/domains/example.info: warning: domain 'example.info' receives mail but is not "
         "under domains: in the manifest, so no DNS records (MX, SPF, DKIM, DMARC) are "
-        "generated for it"
+        "generated for it [manifest.dir-without-domain]"
     )
     assert out.splitlines()[-1].endswith(": valid, 1 warning")
     assert run(capsys, "validate", "--repo", str(workdir.path), "--strict")[0] == 1
@@ -257,8 +257,8 @@ def test_plan_of_the_first_commit_starts_from_nothing(capsys, published, origin)
         f"Plan: nothing -> {published[:7]}",
         "  + domain example.com",
         "  + config chasquid/chasquid.conf",
-        "  + alias postmaster@example.com -> you@gmail.com",
-        "  + alias sales@example.com -> carol@example.net",
+        "  + alias postmaster@example.com -> owner@gmail.com",
+        "  + alias sales@example.com -> carol@fastmail.com",
     ]
 
 
@@ -268,7 +268,7 @@ def test_plan_against_the_parent_by_default(capsys, published, origin, workdir):
     assert run(capsys, "plan", "--repo", str(origin.path)) == (
         2,
         f"Plan: {published[:7]} -> {second[:7]}\n"
-        "  + alias team@example.com -> carol@example.net, you@gmail.com\n"
+        "  + alias team@example.com -> carol@fastmail.com, owner@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload); a host with reload_strategy: restart (the "
         "default) restarts chasquid instead\n",
@@ -290,13 +290,13 @@ def test_plan_against_a_base_like_ci_does(capsys, published, workdir):
         "  ~ hostname: mail.example.com -> mx.example.com",
         "      note: point the server's PTR (reverse DNS) record at mx.example.com, and make "
         "sure a certificate covers it",
-        "  ~ alias sales@example.com: carol@example.net -> dave@example.net",
+        "  ~ alias sales@example.com: carol@fastmail.com -> dave@fastmail.com",
         "  ~ record example.com MX: 10 mail.example.com. -> 10 mx.example.com.",
         "chasquid: restart (chasquid reads chasquid.conf only at start)",
     ]
     assert out.splitlines()[6:8] == [
         "Problems in the new revision:",
-        "  gitops-mail.yaml:4: no certificate is named after the hostname 'mx.example.com' "
+        "  gitops-mail.yaml:4: error: no certificate is named after the hostname 'mx.example.com' "
         "(set in chasquid/chasquid.conf): clients would not get a certificate for it",
     ]
 
@@ -320,11 +320,11 @@ def test_plan_with_a_bad_base_exits_1(capsys, published, workdir):
 
 
 def test_plan_worktree_against_head(capsys, published, workdir):
-    (workdir.path / ALIASES_PATH).write_text(ALIASES + "*: you@gmail.com\n")
+    (workdir.path / ALIASES_PATH).write_text(ALIASES + "*: owner@gmail.com\n")
     assert run(capsys, "plan", "--repo", str(workdir.path), "--worktree")[:2] == (
         2,
         f"Plan: {published[:7]} -> working tree {workdir.path}\n"
-        "  + catch-all *@example.com -> you@gmail.com\n"
+        "  + catch-all *@example.com -> owner@gmail.com\n"
         "chasquid: reload users and aliases (users and aliases of a running domain are "
         "re-read by chasquid's 30 s reload); a host with reload_strategy: restart (the "
         "default) restarts chasquid instead\n",
@@ -367,7 +367,7 @@ def _live_dir(tmp_path: Path) -> Path:
     live = tmp_path / "etc-chasquid"
     (live / "domains" / "example.com").mkdir(parents=True)
     (live / "chasquid.conf").write_text(CONF)
-    (live / "domains" / "example.com" / "aliases").write_text("postmaster: you@gmail.com\n")
+    (live / "domains" / "example.com" / "aliases").write_text("postmaster: owner@gmail.com\n")
     (live / "certs" / "mail.example.com").mkdir(parents=True)
     (live / "certs" / "mail.example.com" / "privkey.pem").write_text(
         "-----BEGIN PRIVATE KEY-----\n"
@@ -407,7 +407,7 @@ def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtu
     expected = (
         2,
         f"Plan: live {tmp_path / 'etc-chasquid'} -> {tip[:7]}\n"
-        "  + alias sales@example.com -> carol@example.net\n"
+        "  + alias sales@example.com -> carol@fastmail.com\n"
         "  - manifest domains.example.com (was {})\n"
         "  + manifest domains.example.com.dmarc.p -> reject\n"
         "  + record _dmarc.example.com TXT -> v=DMARC1; p=reject\n"
@@ -417,7 +417,7 @@ def test_plan_live_compares_with_the_config_dir(  # noqa: PLR0917 - pytest fixtu
         "Problems in the new revision:\n"
         "  gitops-mail.yaml:8: warning: DMARC p=reject without DKIM: mail forwarded on "
         "(mailing lists, forwarding to another mailbox) fails SPF, and with no DKIM signature "
-        "receivers then reject it\n"
+        "receivers then reject it [dmarc.without-dkim]\n"
         "      hint: add `dkim: {selectors: [s2026]}` to the domain (the server makes the key)\n",
         "",
     )
@@ -460,7 +460,7 @@ def test_plan_live_with_invalid_host_settings(capsys, published, workdir, tmp_pa
     assert (code, out) == (1, "")
     assert err == (
         "gitops-mail: error: the host settings are invalid:\n"
-        f"{settings}:3: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path\n"
+        f"{settings}:3: error: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path\n"
         "    hint: fix the lines shown\n"
     )
 
@@ -694,22 +694,23 @@ def test_user_commands_refuse_a_bare_repo(capsys, monkeypatch, published, origin
 
 @pytest.fixture
 def aliases_repo(tmp_path, make_repo):
+    return make_repo(tmp_path / "aliases", _aliases_files())
+
+
+def _aliases_files() -> dict[str, object]:
     aliases = (
-        "postmaster: you@gmail.com\n"
+        "postmaster: owner@gmail.com\n"
         "team: sales, i\n"
-        "sales: carol@example.net, i\n"
+        "sales: carol@fastmail.com, i\n"
         "list: | /usr/bin/list-receive -l team\n"
         "loop1: loop2\nloop2: loop1\n"
     )
-    return make_repo(
-        tmp_path / "aliases",
-        {
-            **FILES,
-            ALIASES_PATH: aliases,
-            "chasquid/domains/example.org/aliases": "*: i@example.com\n",
-            USERS_PATH: b'users: { key: "i" value: { denied: {} } }\n',
-        },
-    )
+    return {
+        **FILES,
+        ALIASES_PATH: aliases,
+        "chasquid/domains/example.org/aliases": "*: i@example.com\n",
+        USERS_PATH: b'users: { key: "i" value: { denied: {} } }\n',
+    }
 
 
 @pytest.mark.parametrize(
@@ -717,7 +718,7 @@ def aliases_repo(tmp_path, make_repo):
     [
         ("i@example.com", "i@example.com\n"),
         ("I+tag@Example.COM", "i@example.com\n"),
-        ("team@example.com", "carol@example.net\ni@example.com\ni@example.com\n"),
+        ("team@example.com", "carol@fastmail.com\ni@example.com\ni@example.com\n"),
         ("list@example.com", "| /usr/bin/list-receive -l team\n"),
         ("anyone@example.org", "i@example.com\n(through the catch-all of example.org)\n"),
         (
@@ -744,10 +745,11 @@ def test_alias_resolve_as_json(capsys, aliases_repo):
         "local": True,
         "catch_all": False,
         "recipients": [
-            {"address": "carol@example.net", "kind": "email"},
+            {"address": "carol@fastmail.com", "kind": "email"},
             {"address": "i@example.com", "kind": "email"},
             {"address": "i@example.com", "kind": "email"},
         ],
+        "hook": None,
     }
     assert resolved("list@example.com")["recipients"] == [  # type: ignore[index]
         {"address": "/usr/bin/list-receive -l team", "kind": "pipe"}
@@ -758,7 +760,57 @@ def test_alias_resolve_as_json(capsys, aliases_repo):
         "local": False,
         "catch_all": False,
         "recipients": [{"address": "someone@gmail.com", "kind": "remote"}],
+        "hook": None,
     }
+
+
+ALIAS_HOOK = "chasquid/hooks/alias-resolve"
+
+
+@pytest.fixture
+def hooked_repo(tmp_path, make_repo):
+    hook = '#!/bin/sh\n[ "$1" = onlyhook@example.com ] && echo i@example.com\n'
+    return make_repo(tmp_path / "hooked", {**_aliases_files(), ALIAS_HOOK: hook})
+
+
+def test_alias_resolve_says_an_unknown_address_depends_on_the_alias_resolve_hook(
+    capsys, hooked_repo
+):
+    code, out, err = run(
+        capsys, "alias", "resolve", "onlyhook@example.com", "--repo", str(hooked_repo)
+    )
+    assert (code, err) == (0, "")
+    assert out == (
+        f"(no user or alias in the files: it depends on {ALIAS_HOOK}, which chasquid runs for "
+        "onlyhook@example.com: mail is accepted if the hook prints a recipient, else rejected)\n"
+    )
+    code, out, _ = run(
+        capsys,
+        "alias",
+        "resolve",
+        "onlyhook@example.com",
+        "--format",
+        "json",
+        "--repo",
+        str(hooked_repo),
+    )
+    assert json.loads(out) == {
+        "address": "onlyhook@example.com",
+        "local": True,
+        "catch_all": False,
+        "recipients": [],
+        "hook": ALIAS_HOOK,
+    }
+
+
+def test_alias_resolve_says_the_hook_may_add_recipients(capsys, hooked_repo):
+    code, out, _ = run(capsys, "alias", "resolve", "i@example.com", "--repo", str(hooked_repo))
+    assert code == 0
+    assert out.startswith("i@example.com\n(and whatever chasquid/hooks/alias-resolve prints")
+    _, out, _ = run(
+        capsys, "alias", "resolve", "a@gmail.com", "--format", "json", "--repo", str(hooked_repo)
+    )
+    assert json.loads(out)["hook"] is None  # chasquid runs it for local addresses only
 
 
 def test_alias_resolve_of_an_address_nobody_receives(capsys, aliases_repo):
@@ -845,11 +897,16 @@ def test_init_scaffolds_a_valid_repo(capsys, tmp_path):
     assert files["chasquid/domains/example.org/users"] != example_users  # no known password
     code, out, _ = run(capsys, "validate", "--repo", str(target))
     assert code == 0, out
-    assert [
-        line
-        for line in out.splitlines()
-        if not line.startswith(("    hint:",)) and ": warning: " not in line
-    ] == [out.splitlines()[-1]]
+    lines = out.splitlines()
+    warned = [line for line in lines if ": warning: " in line]
+    placeholders = ("[aliases.placeholder]", "[manifest.ip-placeholder]")
+    assert len(warned) == 6 and all(line.endswith(placeholders) for line in warned), out
+    assert [line for line in lines if ": accepted: " in line] == [
+        "chasquid/domains/example.org/aliases:15: accepted: alias 'i' has the name of the user "
+        "i@example.org: chasquid delivers mail for i@example.org to the alias, never to the "
+        "user's mailbox [aliases.shadows-user]"
+    ]
+    assert lines[-1].endswith(": valid, 6 warnings, 1 accepted")
 
 
 def test_init_refuses_a_non_empty_directory(capsys, tmp_path):
@@ -903,10 +960,10 @@ def _debian_chasquid_dir(tmp_path: Path) -> Path:
     _write(etc / "hooks" / "post-data", "#!/bin/sh\nexit 0\n", 0o755)
     _write(
         etc / "domains" / "example.com" / "aliases",
-        "postmaster: you@gmail.com\nlist: | /usr/bin/list-receive\n",
+        "postmaster: owner@gmail.com\nlist: | /usr/bin/list-receive\n",
     )
     _write(etc / "domains" / "example.com" / "dkim_selector", "s1\n")
-    _write(etc / "domains" / "example.org" / "aliases", "*: you@gmail.com\n")
+    _write(etc / "domains" / "example.org" / "aliases", "*: owner@gmail.com\n")
     (etc / "domains" / "empty.example").mkdir(parents=True)
     # files right in certs/
     _write(etc / "certs" / "mail.example.com" / "fullchain.pem", CHAIN)

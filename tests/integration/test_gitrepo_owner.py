@@ -392,7 +392,7 @@ def test_the_push_hooks_run_as_the_pusher_on_its_own_repo(
     args = {"repo": str(repo), "config": str(settings), "timeout": 0.05, "force": False}
     assert hooks.run(argparse.Namespace(command="hooks", action="install", **args)) == 0
 
-    good = pusher.commit(work, {ALIASES_PATH: ALIASES + "info: you@gmail.com\n"}, "info")
+    good = pusher.commit(work, {ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"}, "info")
     accepted = pusher.push(work)
     pusher.commit(work, {ALIASES_PATH: ALIASES + "a: b@example.com\nb: a@example.com\n"})
     refused = pusher.push(work, check=False)

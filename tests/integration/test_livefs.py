@@ -455,7 +455,7 @@ def test_a_crash_at_any_phase_is_rolled_back_and_the_next_swap_converges(
         assert message is None
     else:
         assert message == (
-            f"an interrupted {action} in {config} was rolled back: 7 file(s) are as they "
+            f"an interrupted {action} in {config} was rolled back: 7 files are as they "
             "were before it"
         )
     assert tree_state(config) == before

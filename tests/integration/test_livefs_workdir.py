@@ -158,7 +158,7 @@ def test_a_swap_cut_short_by_an_older_version_beside_the_config_dir_is_rolled_ba
     said = live.recover()
 
     assert said == (
-        f"an interrupted swap in {config} was rolled back: 3 file(s) are as they were before it"
+        f"an interrupted swap in {config} was rolled back: 3 files are as they were before it"
     )
     assert tree_state(config) == before
     assert live.inventory() == inventory

@@ -376,3 +376,13 @@ def test_each_daemon_pass_exports_the_certificates_installed_then(tmp_path: Path
     found = samples(metrics.render())
     days = found[("gitops_mail_certificate_expiry_days", (("name", "mail.example.com"),))]
     assert 29.99 <= days <= 30.0
+
+
+def test_the_endpoint_is_prometheus_clients_own_server(exporter: Exporter) -> None:
+    """No hand-written HTTP server: prometheus_client serves, one thread per scrape."""
+    from prometheus_client.exposition import ThreadingWSGIServer  # noqa: PLC0415
+
+    assert isinstance(exporter.server, ThreadingWSGIServer)
+    assert exporter.server.daemon_threads  # a stuck scrape never holds the daemon up
+    content_type, _ = scrape(exporter.url)
+    assert content_type.startswith("text/plain")

@@ -171,7 +171,7 @@ def push_past_the_checks(scene: Scene, files: Mapping[str, bytes | str | None]) 
 FORGED_FILES = {
     f"{NEWLINE_NAME}": "x\n",
     f"{ESC_NAME}": "x\n",
-    ALIASES_PATH: f"postmaster: you@gmail.com\n{ESC_ALIAS}: you@gmail.com\n",
+    ALIASES_PATH: f"postmaster: owner@gmail.com\n{ESC_ALIAS}: owner@gmail.com\n",
 }
 
 
@@ -184,8 +184,8 @@ def test_a_pushers_forged_names_reach_no_terminal_raw(scene: Scene) -> None:
     assert refused.returncode != 0
     said = "\n".join(remote_lines(refused))
     assert_nothing_raw(refused.stderr)
-    assert "docs\\nremote: applied 0000000: restart, probes ok: path component" in said
-    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: path component" in said
+    assert "docs\\nremote: applied 0000000: restart, probes ok: error: path component" in said
+    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: error: path component" in said
     assert scene.pusher.git(scene.repo, "rev-parse", "main").stdout == before
 
     with running_daemon(scene) as events:  # the first problem is now the newline's
@@ -204,7 +204,7 @@ def test_a_pushers_forged_names_reach_no_terminal_raw(scene: Scene) -> None:
     assert last_pass.endswith(
         "… (all of it: gitops-mail history --revision " + f"{said_later[1][8:15]})"
     )
-    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: path component" in history.text
+    assert "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202egnp.exe: error: path component" in history.text
     assert_nothing_raw(scene.daemon_json())  # JSON: escaped by json.dumps itself
     assert any(e.get("event") == "reconcile.refused" for e in events)
     for found in (scene.gm("validate", "--repo", str(scene.repo), "--rev", "main"),):
@@ -251,8 +251,11 @@ def test_a_secret_in_a_parse_error_reaches_no_output(scene: Scene) -> None:
     assert refused.returncode != 0
     assert_no_secret(refused.stderr)
     said = remote_lines(refused)
-    assert f"{USERS_PATH}:3:3: cannot parse users file: unknown field (here: key, value)" in said
-    assert f"{CONF_PATH}:2:19: syntax error: expected a number for max_data_size_mb" in said
+    assert (
+        f"{USERS_PATH}:3:3: error: cannot parse users file: unknown field (here: key, value)"
+        in said
+    )
+    assert f"{CONF_PATH}:2:19: error: syntax error: expected a number for max_data_size_mb" in said
 
     with running_daemon(scene) as events:
         said_later = push_past_the_checks(scene, {})

@@ -129,7 +129,7 @@ def test_a_pushed_shell_as_delivery_agent_is_refused(setup) -> None:
     )
     commit, said = attack(setup, {CONF_PATH: conf})
     assert said == [
-        f'{CONF_PATH}:2: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
+        f'{CONF_PATH}:2: error: mail_delivery_agent_bin "/bin/sh" {REFUSED}',
         hint("delivery_agents"),
         f"main ({commit}): invalid: 1 error, 0 warnings",
         REJECTED,
@@ -146,7 +146,7 @@ def test_a_hook_the_manifest_allows_is_refused_unless_the_host_allows_repo_hooks
     files = {MANIFEST_PATH: HOOKED, "chasquid/hooks/post-data": HOOK}
     commit, said = attack(setup, files, mode=0o755)
     assert said == [
-        "chasquid/hooks/post-data: hook 'post-data' (a program chasquid runs for every "
+        "chasquid/hooks/post-data: error: hook 'post-data' (a program chasquid runs for every "
         f"message) {REFUSED}",
         hint("repo_hooks"),
         f"main ({commit}): invalid: 1 error, 0 warnings",
@@ -166,7 +166,7 @@ def test_a_pipe_alias_is_refused_unless_the_host_allows_pipe_aliases(setup) -> N
     files = {MANIFEST_PATH: PIPES, ALIASES_PATH: ALIASES + "run: | /bin/sh -c id\n"}
     commit, said = attack(setup, files)
     assert said == [
-        f"{ALIASES_PATH}:3: alias 'run' (a pipe to a command) {REFUSED}",
+        f"{ALIASES_PATH}:3: error: alias 'run' (a pipe to a command) {REFUSED}",
         hint("pipe_aliases"),
         f"main ({commit}): invalid: 1 error, 0 warnings",
         REJECTED,
@@ -192,7 +192,7 @@ def test_a_certificate_key_elsewhere_on_the_host_is_refused_and_nothing_is_told(
         manifest = MANIFEST.replace("    acme_sh: /root/.acme.sh/mail.example.com_ecc\n", source)
         commit, said[name] = attack(setup, {MANIFEST_PATH: manifest})
         assert said[name] == [
-            f"{MANIFEST_PATH}:4: certificate 'mail.example.com': key file {key} {REFUSED}",
+            f"{MANIFEST_PATH}:4: error: certificate 'mail.example.com': key file {key} {REFUSED}",
             hint("certificate_dirs"),
             f"main ({commit}): invalid: 1 error, 0 warnings",
             REJECTED,
@@ -208,9 +208,9 @@ def test_data_dir_and_mail_log_outside_the_write_dirs_are_refused(setup) -> None
     conf = 'hostname: "mail.example.com"\ndata_dir: "/etc"\nmail_log_path: "/etc/cron.d/x"\n'
     commit, said = attack(setup, {CONF_PATH: conf})
     assert said == [
-        f'{CONF_PATH}:2: data_dir "/etc" {REFUSED}',
+        f'{CONF_PATH}:2: error: data_dir "/etc" {REFUSED}',
         hint("chasquid_write_dirs"),
-        f'{CONF_PATH}:3: mail_log_path "/etc/cron.d/x" {REFUSED}',
+        f'{CONF_PATH}:3: error: mail_log_path "/etc/cron.d/x" {REFUSED}',
         hint("chasquid_write_dirs"),
         f"main ({commit}): invalid: 2 errors, 0 warnings",
         REJECTED,
@@ -224,7 +224,7 @@ def test_a_listen_address_outside_the_probe_networks_is_refused(setup) -> None:
     conf = 'hostname: "mail.example.com"\nsmtp_address: "192.0.2.10:25"\n'
     commit, said = attack(setup, {CONF_PATH: conf})
     assert said == [
-        f'{CONF_PATH}:2: smtp_address "192.0.2.10:25" {REFUSED}',
+        f'{CONF_PATH}:2: error: smtp_address "192.0.2.10:25" {REFUSED}',
         hint("probe_networks"),
         f"main ({commit}): invalid: 1 error, 0 warnings",
         REJECTED,

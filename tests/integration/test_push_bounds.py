@@ -187,7 +187,7 @@ def test_a_file_just_over_the_limit_is_refused_unread_and_one_at_it_accepted(ser
     assert not over.accepted
     assert too_large(over.remote[0])
     assert over.remote[1:] == refused(
-        "notes/big.bin: 10,485,761 bytes, over the limit of 10,485,760 bytes for one file "
+        "notes/big.bin: error: 10,485,761 bytes, over the limit of 10,485,760 bytes for one file "
         "(limits.file_bytes)",
         FILE_HINT,
     )
@@ -205,7 +205,7 @@ def test_a_blob_larger_than_the_hooks_bound_is_refused_at_the_hooks_baseline(ser
     pushed = serve().push({"blob.bin": bytes(128 * MIB)})
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        "blob.bin: 134,217,728 bytes, over the limit of 10,485,760 bytes for one file "
+        "blob.bin: error: 134,217,728 bytes, over the limit of 10,485,760 bytes for one file "
         "(limits.file_bytes)"
     )
     assert pushed.peak_mb < BASELINE_MB
@@ -217,7 +217,7 @@ def test_files_over_the_revision_limit_in_all_are_refused(serve):
     pushed = serve().push(files)
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        f"data/part5: the files add up to {total:,} bytes, over the limit of 52,428,800 bytes "
+        f"data/part5: error: the files add up to {total:,} bytes, over the limit of 52,428,800 bytes "  # noqa: E501
         "for a revision (limits.revision_bytes); the largest: data/part5 (9,437,189 bytes), "
         "data/part4 (9,437,188 bytes), data/part3 (9,437,187 bytes)"
     )
@@ -228,7 +228,7 @@ def test_a_host_limit_applies_to_the_hook(serve):
     pushed = serve("file_bytes: 1000").push({"notes.txt": "x" * 1001})
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        "notes.txt: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)"
+        "notes.txt: error: 1,001 bytes, over the limit of 1,000 bytes for one file (limits.file_bytes)"  # noqa: E501
     )
 
 
@@ -253,15 +253,15 @@ def test_yaml_attacks_are_refused_where_they_start(serve):
     cases = {
         "deep": (
             manifest("x: " + "[" * 200 + "]" * 200 + "\n"),
-            "gitops-mail.yaml:7: the document is nested more than 100 levels deep",
+            "gitops-mail.yaml:7: error: the document is nested more than 100 levels deep",
         ),
         "laughs": (
             manifest(laughs),
-            "gitops-mail.yaml:11: the document is more than 100000 values after aliases",
+            "gitops-mail.yaml:11: error: the document is more than 100000 values after aliases",
         ),
         "2 MB list": (
             two_mb,
-            f"gitops-mail.yaml:{line_at(two_mb, MIB)}: the file is larger than 1,048,576 "
+            f"gitops-mail.yaml:{line_at(two_mb, MIB)}: error: the file is larger than 1,048,576 "
             "bytes, the limit for a YAML file; it passes the limit on this line",
         ),
     }
@@ -278,7 +278,7 @@ def test_the_12_mb_yaml_list_of_the_issue_is_refused_from_its_size(serve):
     pushed = serve().push({MANIFEST_PATH: text})
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        f"gitops-mail.yaml: {len(text):,} bytes, over the limit of 10,485,760 bytes for one file "
+        f"gitops-mail.yaml: error: {len(text):,} bytes, over the limit of 10,485,760 bytes for one file "  # noqa: E501
         "(limits.file_bytes)"
     )
     assert pushed.peak_mb < BASELINE_MB  # before: 1.8 GB and 16.5 s
@@ -289,7 +289,7 @@ def test_trees_of_trees_standing_for_millions_of_paths_are_refused(serve):
     pushed = serve().push_made(TREES_OF_TREES)
     assert not pushed.accepted
     assert pushed.remote[1] == (
-        "many/d0/d0/d0/d0/: more than 20,000 files and directories, counting each path, over "
+        "many/d0/d0/d0/d0/: error: more than 20,000 files and directories, counting each path, over "  # noqa: E501
         "the limit for a revision (limits.revision_files)"
     )
     assert pushed.peak_mb < BASELINE_MB
@@ -347,7 +347,7 @@ def test_the_hook_bounds_itself_before_reading_its_input(serve, pusher):
 
 
 def test_post_receive_stops_waiting_at_the_limit_and_the_push_stands(serve):
-    pushed = serve("hook_seconds: 2", wait=60).push({ALIASES_PATH: "postmaster: you@gmail.com\n"})
+    pushed = serve("hook_seconds: 2", wait=60).push({ALIASES_PATH: "postmaster: owner@gmail.com\n"})
     assert pushed.accepted
     assert pushed.remote[-2:] == [
         f"gitops-mail: waiting up to 60 s for the daemon to apply {pushed.revision[:7]}",

@@ -31,8 +31,8 @@ from gitops_mail.errors import GitopsMailError, UsageError
 VALID = repo_files()
 ZERO = "0" * 40
 LOOP = [
-    f"{ALIASES_PATH}:3: alias loop: a@example.com -> b@example.com -> a@example.com: chasquid "
-    "answers 451 to mail for these addresses (recursion limit exceeded)",
+    f"{ALIASES_PATH}:3: error: alias loop: a@example.com -> b@example.com -> a@example.com: "
+    "chasquid answers 451 to mail for these addresses (recursion limit exceeded)",
     "    hint: break the loop: one of these addresses must lead to a user, a pipe or a remote "
     "address",
 ]
@@ -157,7 +157,7 @@ class FakeDaemon(threading.Thread):
 
 def test_a_valid_push_is_accepted(published, workdir, origin, host):
     install(origin.path, host)
-    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     pushed = push(workdir)
     assert pushed.code == 0, pushed.stderr
     assert pushed.remote == [
@@ -191,7 +191,7 @@ def test_bad_yaml_and_a_loop_are_all_reported_at_once(published, workdir, origin
     assert pushed.code == 1
     assert pushed.remote == [
         *LOOP,
-        "gitops-mail.yaml:3:1: invalid YAML: did not find expected node content "
+        "gitops-mail.yaml:3:1: error: invalid YAML: did not find expected node content "
         "(while parsing a flow node)",
         f"main ({commit[:7]}): invalid: 2 errors, 0 warnings",
         REJECTED,
@@ -201,12 +201,12 @@ def test_bad_yaml_and_a_loop_are_all_reported_at_once(published, workdir, origin
 
 def test_warnings_are_shown_but_do_not_reject(published, workdir, origin, host):
     install(origin.path, host)
-    commit = workdir.commit({ALIASES_PATH: "sales: carol@example.net\n"})
+    commit = workdir.commit({ALIASES_PATH: "sales: carol@fastmail.com\n"})
     pushed = push(workdir)
     assert pushed.code == 0, pushed.stderr
     assert pushed.remote[:3] == [
         f"{ALIASES_PATH}: warning: postmaster@example.com does not exist: RFC 5321 requires it, "
-        "and some senders check it",
+        "and some senders check it [aliases.no-postmaster]",
         "    hint: add `postmaster: you@example.com` to the aliases file (or a catch-all)",
         f"main ({commit[:7]}): valid, 1 warning",
     ]
@@ -290,7 +290,7 @@ def test_a_good_main_with_a_deletion_and_another_branch_goes_through(
 ):
     push(workdir, "HEAD:refs/heads/old")
     install(origin.path, host)
-    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     pushed = push(workdir, "HEAD:refs/heads/aaa", ":refs/heads/old", "HEAD:refs/heads/main")
     assert pushed.code == 0, pushed.stderr
     assert pushed.remote[0] == f"main ({commit[:7]}): valid"
@@ -317,7 +317,7 @@ def test_the_hooks_work_with_an_almost_empty_environment(published, workdir, ori
 
 def test_post_receive_prints_the_daemons_result(published, workdir, origin, host):
     install(origin.path, host, timeout=10)
-    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     daemon = FakeDaemon(
         origin,
         host.store,
@@ -337,7 +337,7 @@ def test_post_receive_prints_the_daemons_result(published, workdir, origin, host
 
 def test_post_receive_gives_up_after_its_timeout(published, workdir, origin, host):
     install(origin.path, host, timeout=1)
-    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    commit = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     started = time.monotonic()
     pushed = push(workdir)
     assert time.monotonic() - started >= 1
@@ -419,7 +419,7 @@ def test_post_receive_ignores_an_old_attempt_at_the_same_revision(
 def test_post_receive_reports_a_later_push_that_superseded_it(  # noqa: PLR0917 - pytest fixtures
     monkeypatch, capsys, published, workdir, origin, host
 ):
-    later = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    later = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     workdir.push()
     host.store.record(Attempt(later, stamp(), "applied", summary="1 alias added", action="reload"))
     line = f"{ZERO} {published} refs/heads/main\n"
@@ -435,7 +435,7 @@ def test_post_receive_sees_a_later_push_whose_result_came_first(  # noqa: PLR091
 ):
     """state.json does not change when the branch moves to a revision already recorded:
     the hook must look again anyway, not only when the file is replaced."""
-    later = workdir.commit({ALIASES_PATH: ALIASES + "info: you@gmail.com\n"})
+    later = workdir.commit({ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"})
     host.store.record(Attempt(later, stamp(), "applied", summary="1 alias added", action="reload"))
     recorded = (host.state_dir / "state.json").read_bytes()
 

@@ -395,7 +395,7 @@ def test_the_pusher_reads_the_result_of_a_push_and_nothing_else(
     )  # fmt: skip
     assert hooks.run(install) == 0
     group = grp.getgrgid(pusher.gid).gr_name
-    commit = pusher.commit(work, {ALIASES_PATH: ALIASES + "info: you@gmail.com\n"}, "info@")
+    commit = pusher.commit(work, {ALIASES_PATH: ALIASES + "info: owner@gmail.com\n"}, "info@")
     daemon = DaemonUnderUmask000(repo, state, commit)
     daemon.start()
 

@@ -18,7 +18,9 @@ from support.repo import CONF_PATH, repo_files
 from gitops_mail.cli.main import main
 
 SH = 'hostname: "mail.example.com"\nmail_delivery_agent_bin: "/bin/sh"\n'
-LINE = f'{CONF_PATH}:2: mail_delivery_agent_bin "/bin/sh" is not allowed by this host\'s policy'
+LINE = (
+    f'{CONF_PATH}:2: error: mail_delivery_agent_bin "/bin/sh" is not allowed by this host\'s policy'
+)
 NOTE = (
     f'{CONF_PATH}:2: note: mail_delivery_agent_bin "/bin/sh" needs a host whose policy allows '
     "it (the default policy does not)"
@@ -53,7 +55,8 @@ def test_without_a_host_a_field_a_host_must_allow_is_a_note(capsys, checkout) ->
 
 def test_a_fresh_scaffold_asks_nothing_of_a_host(capsys, tmp_path) -> None:
     """No note, on a host or not: the policy adds nothing for --strict to fail on (the
-    scaffold's own warning, its alias 'i' beside the user i, is not the policy's)."""
+    scaffold's warnings are its placeholders, and its alias 'i' beside the user i is
+    accepted in its manifest: none is the policy's)."""
     assert run(capsys, "init", "example.org", str(tmp_path / "conf"))[0] == 0
     _, without, _ = run(capsys, "validate", "--repo", str(tmp_path / "conf"), "--strict")
     settings = str(host(tmp_path))
@@ -62,7 +65,7 @@ def test_a_fresh_scaffold_asks_nothing_of_a_host(capsys, tmp_path) -> None:
     )
     assert without == on_host
     assert [line for line in without.splitlines() if ": note: " in line or "policy" in line] == []
-    assert without.splitlines()[-1].endswith("valid, 1 warning"), without
+    assert without.splitlines()[-1].endswith("valid, 6 warnings, 1 accepted"), without
 
 
 def test_with_the_hosts_settings_the_policy_refuses_it(capsys, checkout, tmp_path) -> None:

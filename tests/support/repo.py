@@ -20,7 +20,7 @@ domains:
   example.com: {}
 """
 CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\nsales: carol@example.net\n"
+ALIASES = "postmaster: owner@gmail.com\nsales: carol@fastmail.com\n"
 
 Files = Mapping[str, str | bytes | Entry | None]
 

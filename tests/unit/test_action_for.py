@@ -115,7 +115,7 @@ def test_the_strongest_need_wins(config_dir: Path) -> None:
 def test_a_removed_domain_needs_a_restart(config_dir: Path) -> None:
     gone = config_dir / "domains" / NEW_DOMAIN
     gone.mkdir()
-    (gone / "aliases").write_bytes(b"postmaster: you@gmail.com\n")
+    (gone / "aliases").write_bytes(b"postmaster: owner@gmail.com\n")
     assert action(config_dir, (f"domains/{NEW_DOMAIN}/aliases", "remove")) is Action.RESTART
 
 
@@ -158,9 +158,9 @@ HOOK = Entry(b"#!/bin/sh\nexit 0\n", MODE_EXEC)
 BASE: dict[str, str | Entry] = {
     "gitops-mail.yaml": MANIFEST,
     "chasquid/chasquid.conf": CONF,
-    "chasquid/domains/example.com/aliases": "postmaster: you@gmail.com\n",
+    "chasquid/domains/example.com/aliases": "postmaster: owner@gmail.com\n",
     "chasquid/domains/example.com/users": USERS,
-    "chasquid/domains/example.org/aliases": "postmaster: you@gmail.com\n",
+    "chasquid/domains/example.org/aliases": "postmaster: owner@gmail.com\n",
     "chasquid/hooks/post-data": HOOK,
 }
 

@@ -23,7 +23,7 @@ domains:
   example.com: {{}}
 """
 CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\n"
+ALIASES = "postmaster: owner@gmail.com\n"
 HOOK = "#!/bin/sh\nexit 0\n"
 FAKE_SCRYPT = Scrypt(14, 8, 1, 32, b"s" * 16, b"k" * 32)
 MANIFEST_ONLY = HostPolicy(repo_hooks=True, pipe_aliases=True)  # the host's side: test_policy
@@ -84,9 +84,19 @@ def test_a_hook_chasquid_never_runs() -> None:
         None,
         "hooks.unknown",
         "chasquid never runs a hook named 'pre-data'",
-        "chasquid runs hooks/post-data; rename or remove this file",
+        "chasquid runs hooks/post-data and hooks/alias-resolve; rename or remove this file",
         Severity.WARNING,
     )
+
+
+@pytest.mark.parametrize("name", ["post-data", "alias-resolve"])
+def test_the_hooks_chasquid_runs_are_known(name: str) -> None:
+    assert problems({f"chasquid/hooks/{name}": Entry(HOOK.encode(), MODE_EXEC)}, True) == []
+
+
+def test_an_alias_resolve_hook_is_refused_like_any_hook_unless_allowed() -> None:
+    found = problems({"chasquid/hooks/alias-resolve": Entry(HOOK.encode(), MODE_EXEC)})
+    assert [(p.code, p.severity) for p in found] == [("hooks.not-allowed", Severity.ERROR)]
 
 
 def test_an_unknown_hook_not_allowed_gets_both() -> None:
@@ -199,7 +209,7 @@ def test_certificate_and_hostname_compare_as_idna() -> None:
 
 
 def test_postmaster_missing() -> None:
-    found = only(problems({"chasquid/domains/example.com/aliases": "abuse: you@gmail.com\n"}))
+    found = only(problems({"chasquid/domains/example.com/aliases": "abuse: owner@gmail.com\n"}))
     assert found == Problem(
         "chasquid/domains/example.com/aliases",
         None,
@@ -228,8 +238,8 @@ def test_postmaster_missing_in_a_domain_with_only_users() -> None:
 @pytest.mark.parametrize(
     "files",
     [
-        {"chasquid/domains/example.com/aliases": "PostMaster: you@gmail.com\n"},
-        {"chasquid/domains/example.com/aliases": "*: you@gmail.com\n"},
+        {"chasquid/domains/example.com/aliases": "PostMaster: owner@gmail.com\n"},
+        {"chasquid/domains/example.com/aliases": "*: owner@gmail.com\n"},
         {
             "chasquid/domains/example.com/aliases": None,
             "chasquid/domains/example.com/users": users_file("postmaster"),

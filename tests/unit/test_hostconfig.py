@@ -126,8 +126,8 @@ def test_the_documented_policy_is_the_default_policy() -> None:
 def test_a_policy_path_must_be_absolute_and_a_limit_positive() -> None:
     text = "repo: /r\npolicy:\n  certificate_dirs: [certs]\nlimits:\n  file_bytes: 0\n"
     assert invalid(text) == HEAD + (
-        f"{FILE}:3: At 'policy.certificate_dirs[0]': 'certs' must be an absolute path\n"
-        f"{FILE}:5: At 'limits.file_bytes': 0 is less than the minimum 1"
+        f"{FILE}:3: error: At 'policy.certificate_dirs[0]': 'certs' must be an absolute path\n"
+        f"{FILE}:5: error: At 'limits.file_bytes': 0 is less than the minimum 1"
     )
 
 
@@ -138,9 +138,11 @@ def test_a_probe_network_must_be_an_address_or_a_network_each_at_its_line() -> N
     hint = '    hint: e.g. 127.0.0.0/8, "::1/128" or 192.0.2.10'
     assert invalid(text) == HEAD + "\n".join(
         [
-            f"{FILE}:5: At 'policy.probe_networks[1]': 'localhost' is not an IP address or network",
+            f"{FILE}:5: error: At 'policy.probe_networks[1]': 'localhost' is not an IP address "
+            "or network",
             hint,
-            f"{FILE}:6: At 'policy.probe_networks[2]': '::1/200' is not an IP address or network",
+            f"{FILE}:6: error: At 'policy.probe_networks[2]': '::1/200' is not an IP address "
+            "or network",
             hint,
         ]
     )
@@ -191,7 +193,7 @@ chasquid:
 
 def test_an_empty_chasquid_user_is_refused() -> None:
     assert invalid('repo: /r\nchasquid:\n  user: ""\n') == (
-        HEAD + f"{FILE}:3: At 'chasquid.user': must not be empty"
+        HEAD + f"{FILE}:3: error: At 'chasquid.user': must not be empty"
     )
 
 
@@ -206,7 +208,7 @@ def test_supervise_mode_needs_no_restart_command() -> None:
 
 def test_an_unknown_key_says_where_and_suggests_the_known_one() -> None:
     assert invalid("repo: /srv/r.git\nstate_dri: /var/x\n") == (
-        HEAD + f"{FILE}:2: At 'state_dri': unknown key 'state_dri'\n"
+        HEAD + f"{FILE}:2: error: At 'state_dri': unknown key 'state_dri'\n"
         f"    hint: did you mean 'state_dir'? known keys here: {TOP_KEYS}"
     )
 
@@ -223,15 +225,15 @@ poll_interval: 0
 """
     assert invalid(text) == HEAD + "\n".join(
         [
-            f"{FILE}:2: At 'state_dri': unknown key 'state_dri'",
+            f"{FILE}:2: error: At 'state_dri': unknown key 'state_dri'",
             f"    hint: did you mean 'state_dir'? known keys here: {TOP_KEYS}",
-            f"{FILE}:4: At 'chasquid.servce': unknown key 'servce'",
+            f"{FILE}:4: error: At 'chasquid.servce': unknown key 'servce'",
             f"    hint: did you mean 'service'? known keys here: {CHASQUID_KEYS}",
-            f"{FILE}:5: At 'chasquid.args': expected a list, found the string '-v'",
+            f"{FILE}:5: error: At 'chasquid.args': expected a list, found the string '-v'",
             "    hint: write a list: [-v]",
-            f"{FILE}:6: At 'chasquid.service': 'systemdd' is not one of the allowed values",
+            f"{FILE}:6: error: At 'chasquid.service': 'systemdd' is not one of the allowed values",
             "    hint: did you mean 'systemd'? allowed values: systemd, supervise, command",
-            f"{FILE}:7: At 'poll_interval': 0 is not greater than 0",
+            f"{FILE}:7: error: At 'poll_interval': 0 is not greater than 0",
         ]
     )
 
@@ -247,11 +249,11 @@ chasquid:
 """
     assert invalid(text) == HEAD + "\n".join(
         [
-            f"{FILE}:1: At 'repo': 'srv/r.git' must be an absolute path",
-            f"{FILE}:2: At 'state_dir': 'var/lib/gitops-mail' must be an absolute path",
-            f"{FILE}:4: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path",
-            f"{FILE}:5: At 'chasquid.binary': 'chasquid' must be an absolute path",
-            f"{FILE}:6: At 'chasquid.util': './chasquid-util' must be an absolute path",
+            f"{FILE}:1: error: At 'repo': 'srv/r.git' must be an absolute path",
+            f"{FILE}:2: error: At 'state_dir': 'var/lib/gitops-mail' must be an absolute path",
+            f"{FILE}:4: error: At 'chasquid.config_dir': 'etc/chasquid' must be an absolute path",
+            f"{FILE}:5: error: At 'chasquid.binary': 'chasquid' must be an absolute path",
+            f"{FILE}:6: error: At 'chasquid.util': './chasquid-util' must be an absolute path",
         ]
     )
 
@@ -259,7 +261,7 @@ chasquid:
 def test_command_service_without_restart_command_is_an_error_at_the_service_line() -> None:
     text = "repo: /srv/r.git\nchasquid:\n  unit: x.service\n  service: command\n"
     assert invalid(text) == (
-        HEAD + f"{FILE}:4: At 'chasquid.service': `command` needs chasquid.restart_command\n"
+        HEAD + f"{FILE}:4: error: At 'chasquid.service': `command` needs chasquid.restart_command\n"
         '    hint: e.g. restart_command: ["/usr/local/bin/restart-chasquid"]'
     )
 
@@ -267,23 +269,25 @@ def test_command_service_without_restart_command_is_an_error_at_the_service_line
 def test_command_service_with_a_null_restart_command_is_the_same_error() -> None:
     text = "repo: /r\nchasquid:\n  service: command\n  restart_command: null\n"
     assert invalid(text) == (
-        HEAD + f"{FILE}:3: At 'chasquid.service': `command` needs chasquid.restart_command\n"
+        HEAD + f"{FILE}:3: error: At 'chasquid.service': `command` needs chasquid.restart_command\n"
         '    hint: e.g. restart_command: ["/usr/local/bin/restart-chasquid"]'
     )
 
 
 def test_an_empty_restart_command_is_reported_once_at_its_own_line() -> None:
     text = "repo: /r\nchasquid:\n  service: command\n  restart_command: []\n"
-    assert invalid(text) == HEAD + f"{FILE}:4: At 'chasquid.restart_command': must not be empty"
+    assert (
+        invalid(text) == HEAD + f"{FILE}:4: error: At 'chasquid.restart_command': must not be empty"
+    )
 
 
 def test_the_restart_command_rule_is_reported_with_the_schema_errors() -> None:
     text = "repo: /srv/r.git\nfoo: 1\nchasquid:\n  service: command\n"
     assert invalid(text) == HEAD + "\n".join(
         [
-            f"{FILE}:2: At 'foo': unknown key 'foo'",
+            f"{FILE}:2: error: At 'foo': unknown key 'foo'",
             f"    hint: known keys here: {TOP_KEYS}",
-            f"{FILE}:4: At 'chasquid.service': `command` needs chasquid.restart_command",
+            f"{FILE}:4: error: At 'chasquid.service': `command` needs chasquid.restart_command",
             '    hint: e.g. restart_command: ["/usr/local/bin/restart-chasquid"]',
         ]
     )
@@ -293,9 +297,9 @@ def test_a_duplicate_key_is_reported_with_the_schema_errors() -> None:
     text = "repo: /srv/a.git\nrepo: /srv/b.git\nfoo: 1\n"
     assert invalid(text) == HEAD + "\n".join(
         [
-            f"{FILE}:2: At 'repo': duplicate key 'repo' (lines 1 and 2)",
+            f"{FILE}:2: error: At 'repo': duplicate key 'repo' (lines 1 and 2)",
             "    hint: remove one of them: YAML would silently keep only the last",
-            f"{FILE}:3: At 'foo': unknown key 'foo'",
+            f"{FILE}:3: error: At 'foo': unknown key 'foo'",
             f"    hint: known keys here: {TOP_KEYS}",
         ]
     )
@@ -303,37 +307,37 @@ def test_a_duplicate_key_is_reported_with_the_schema_errors() -> None:
 
 def test_a_missing_repo_says_what_to_write() -> None:
     assert invalid("branch: main\n") == (
-        HEAD + f"{FILE}:1: At the top level: missing required key 'repo'\n"
+        HEAD + f"{FILE}:1: error: At the top level: missing required key 'repo'\n"
         "    hint: the repository to reconcile from, e.g. repo: /srv/mail-conf.git"
     )
 
 
 def test_chasquid_must_be_a_mapping() -> None:
     assert invalid("repo: /r\nchasquid: [systemd]\n") == (
-        HEAD + f"{FILE}:2: At 'chasquid': expected a mapping, found a list"
+        HEAD + f"{FILE}:2: error: At 'chasquid': expected a mapping, found a list"
     )
 
 
 def test_true_is_not_a_number() -> None:
     assert invalid("repo: /r\npoll_interval: true\n") == (
-        HEAD + f"{FILE}:2: At 'poll_interval': expected a number, found true (true/false)"
+        HEAD + f"{FILE}:2: error: At 'poll_interval': expected a number, found true (true/false)"
     )
 
 
 def test_an_empty_file() -> None:
-    assert invalid("") == HEAD + f"{FILE}: the file is empty\n    hint: write the settings"
+    assert invalid("") == HEAD + f"{FILE}: error: the file is empty\n    hint: write the settings"
 
 
 def test_check_interval_zero_turns_the_periodic_check_off_and_a_negative_one_is_refused() -> None:
     assert hostsettings.parse(b"repo: /r\ncheck_interval: 0\n", FILE).check_interval == 0.0
     assert invalid("repo: /r\ncheck_interval: -1\n") == (
-        HEAD + f"{FILE}:2: At 'check_interval': -1 is less than the minimum 0"
+        HEAD + f"{FILE}:2: error: At 'check_interval': -1 is less than the minimum 0"
     )
 
 
 def test_a_syntax_error_has_its_line() -> None:
     message = invalid("repo: /r\nchasquid:\n  service: [systemd\n")
-    assert message.startswith(HEAD + f"{FILE}:4:1: invalid YAML: ")
+    assert message.startswith(HEAD + f"{FILE}:4:1: error: invalid YAML: ")
 
 
 _VALUES = st.one_of(
@@ -431,4 +435,4 @@ def test_errors_in_a_loaded_file_name_that_file(tmp_path: Path) -> None:
     path.write_text("repo: /r\nbranch: ''\n")
     with pytest.raises(InvalidConfig) as caught:
         hostsettings.load(str(path))
-    assert caught.value.message == HEAD + f"{path}:2: At 'branch': must not be empty"
+    assert caught.value.message == HEAD + f"{path}:2: error: At 'branch': must not be empty"

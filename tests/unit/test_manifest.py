@@ -58,6 +58,8 @@ domains:
     mta_sts: {mode: enforce, max_age: 86400}
     tls_rpt: {rua: ["mailto:tls@example.com", "https://reports.example.com/tls"]}
   b\xc3\xbccher.example:
+accept:
+  - {code: manifest.ip-placeholder, at: gitops-mail.yaml, why: documentation addresses}
 """
 
 
@@ -71,9 +73,16 @@ def problems_of(text: str | bytes) -> list[tuple[int | None, str, str, str]]:
     return [(p.line, p.code, p.message, p.hint) for p in problems]
 
 
+def other_than_placeholders(text: str) -> list[tuple[int | None, str, str, str]]:
+    """The problems of ``text`` but its documentation addresses (tested on their own)."""
+    return [p for p in problems_of(text) if p[1] != "manifest.ip-placeholder"]
+
+
 def test_a_full_manifest() -> None:
     manifest, problems = parse(FULL)
-    assert problems == []
+    assert {(p.code, p.severity) for p in problems} == {
+        ("manifest.ip-placeholder", Severity.ACCEPTED)
+    }
     assert manifest.version == 1
     assert (manifest.ipv4, manifest.ipv6) == (("198.51.100.7",), ("2001:db8::7",))
     assert manifest.chasquid_version == (1, 14)
@@ -226,8 +235,8 @@ def test_unknown_key_hints_the_closest_known_one() -> None:
             2,
             "schema.unknown-key",
             "At 'domain': unknown key 'domain'",
-            "did you mean 'domains'? known keys here: certificates, chasquid, domains, server,"
-            " version",
+            "did you mean 'domains'? known keys here: accept, certificates, chasquid, domains, "
+            "server, version",
         )
     ]
 
@@ -401,17 +410,18 @@ domains:
         (12, "manifest.dmarc-uri"),
     ]
     assert [p.format() for p in problems] == [
-        "gitops-mail.yaml:3: At 'server.ipv4[0]': '198.51.100.300' is not an IPv4 address\n"
+        "gitops-mail.yaml:3: error: At 'server.ipv4[0]': '198.51.100.300' is not an IPv4 address\n"
         "    hint: write it like 198.51.100.7",
-        "gitops-mail.yaml:5: At 'chasquid.hooks': expected true or false, found the string"
+        "gitops-mail.yaml:5: error: At 'chasquid.hooks': expected true or false, found the string"
         " 'maybe'\n    hint: write true or false, without quotes",
-        "gitops-mail.yaml:7: At 'certificates[0].name': 'mail/example' cannot be a directory name"
-        " under certs/\n    hint: use a plain name like mail.example.com, without '/' or '..'",
-        "gitops-mail.yaml:11: At 'domains.example.com.dkim.algorithm': 'rsa-1024' is not one of"
-        " the allowed values\n    hint: did you mean 'rsa-3072'? allowed values: rsa-2048,"
+        "gitops-mail.yaml:7: error: At 'certificates[0].name': 'mail/example' cannot be a "
+        "directory name under certs/\n    hint: use a plain name like mail.example.com, "
+        "without '/' or '..'",
+        "gitops-mail.yaml:11: error: At 'domains.example.com.dkim.algorithm': 'rsa-1024' is not "
+        "one of the allowed values\n    hint: did you mean 'rsa-3072'? allowed values: rsa-2048,"
         " rsa-3072, rsa-4096, ed25519",
-        "gitops-mail.yaml:12: At 'domains.example.com.dmarc.rua[0]': 'rua@example.com' is not a"
-        " mailto: URI\n    hint: " + MAILTO_HINT,
+        "gitops-mail.yaml:12: error: At 'domains.example.com.dmarc.rua[0]': 'rua@example.com' "
+        "is not a mailto: URI\n    hint: " + MAILTO_HINT,
     ]
 
 
@@ -421,7 +431,7 @@ def test_server_addresses() -> None:
         "  ipv4:\n    - 300.1.1.1\n    - 2001:db8::1\n    - 198.51.100.7\n    - 198.51.100.7\n"
         "  ipv6:\n    - fe80::1%eth0\n    - 2001:db8::1\n    - 2001:DB8::1\n    - 192.0.2.1\n"
     )
-    assert problems_of(text) == [
+    assert other_than_placeholders(text) == [
         (
             4,
             "manifest.ip",
@@ -492,9 +502,16 @@ def test_non_public_addresses_are_a_warning(address: str, kind: str) -> None:
     ]
 
 
-def test_documentation_addresses_are_fine() -> None:
+def test_documentation_addresses_are_placeholders_each_warned_at_its_line() -> None:
     text = "version: 1\nserver:\n  ipv4: [192.0.2.1, 203.0.113.9]\n  ipv6: ['2001:db8::1']\n"
-    assert parse(text)[1] == []
+    problems = parse(text)[1]
+    assert [(p.line, p.code, p.severity) for p in problems] == [
+        (3, "manifest.ip-placeholder", Severity.WARNING),
+        (3, "manifest.ip-placeholder", Severity.WARNING),
+        (4, "manifest.ip-placeholder", Severity.WARNING),
+    ]
+    assert "192.0.2.1 is a documentation address (RFC 5737)" in problems[0].message
+    assert "2001:db8::1 is a documentation address (RFC 3849)" in problems[2].message
 
 
 def test_certificates() -> None:
@@ -647,7 +664,7 @@ domains:
 """
     where = "At 'domains.example.com.spf"
     include = "name the domain whose SPF record to include, like _spf.google.com"
-    assert problems_of(text) == [
+    assert other_than_placeholders(text) == [
         (
             8,
             "manifest.spf-include",

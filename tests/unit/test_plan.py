@@ -50,7 +50,7 @@ domains:
     spf: {include: [_spf.google.com]}
 """
 CONF = 'hostname: "mail.example.com"\n'
-ALIASES = "postmaster: you@gmail.com\nsales: bob@example.net\nteam: sales, i\n"
+ALIASES = "postmaster: owner@gmail.com\nsales: bob@fastmail.com\nteam: sales, i\n"
 SALT_1, KEY_1 = b"SALTsaltSALT0001", b"KEYkeyKEYkey0001" * 2
 SALT_2, KEY_2 = b"SALTsaltSALT0002", b"KEYkeyKEYkey0002" * 2
 PLAIN = b"plain-text-secret"
@@ -102,10 +102,10 @@ def test_no_change_is_an_empty_plan() -> None:
 
 
 def test_domain_added_with_its_aliases() -> None:
-    p = plan({"chasquid/domains/example.org/aliases": "postmaster: you@gmail.com\n"})
+    p = plan({"chasquid/domains/example.org/aliases": "postmaster: owner@gmail.com\n"})
     assert rows(p) == [
         ("domain", "added", "example.org", None, None),
-        ("alias", "added", "postmaster@example.org", None, "you@gmail.com"),
+        ("alias", "added", "postmaster@example.org", None, "owner@gmail.com"),
     ]
     assert p.action is Action.RESTART
     assert p.reasons == (WHY_DOMAINS,)
@@ -119,9 +119,9 @@ def test_domain_removed_with_its_users_and_aliases() -> None:
         ("domain", "added", "example.org", None, None),
         ("domain", "removed", "example.com", None, None),
         ("user", "removed", "i@example.com", None, None),
-        ("alias", "removed", "postmaster@example.com", "you@gmail.com", None),
-        ("alias", "removed", "sales@example.com", "bob@example.net", None),
-        ("alias", "removed", "team@example.com", "bob@example.net, i@example.com", None),
+        ("alias", "removed", "postmaster@example.com", "owner@gmail.com", None),
+        ("alias", "removed", "sales@example.com", "bob@fastmail.com", None),
+        ("alias", "removed", "team@example.com", "bob@fastmail.com, i@example.com", None),
         ("catch-all", "added", "*@example.org", None, "a@b.c"),
     ]
     assert {c.action for c in p.changes} == {Action.RESTART}
@@ -203,22 +203,22 @@ def test_a_users_file_that_does_not_parse_lists_no_user_change() -> None:
 def test_alias_added_removed_changed_with_resolution() -> None:
     p = plan({ALIASES_PATH: "postmaster: me@gmail.com\nteam: sales, i\nsupport: i\n"})
     assert rows(p) == [
-        ("alias", "changed", "postmaster@example.com", "you@gmail.com", "me@gmail.com"),
-        ("alias", "removed", "sales@example.com", "bob@example.net", None),
+        ("alias", "changed", "postmaster@example.com", "owner@gmail.com", "me@gmail.com"),
+        ("alias", "removed", "sales@example.com", "bob@fastmail.com", None),
         ("alias", "added", "support@example.com", None, "i@example.com"),
         (
             "alias",
             "resolution changed",
             "team@example.com",
-            "bob@example.net, i@example.com",
+            "bob@fastmail.com, i@example.com",
             "sales@example.com, i@example.com",
         ),
     ]
     assert [report.change_line(c) for c in p.changes] == [
-        "~ alias postmaster@example.com: you@gmail.com -> me@gmail.com",
-        "- alias sales@example.com (was bob@example.net)",
+        "~ alias postmaster@example.com: owner@gmail.com -> me@gmail.com",
+        "- alias sales@example.com (was bob@fastmail.com)",
         "+ alias support@example.com -> i@example.com",
-        "~ alias team@example.com: resolution changed: bob@example.net, i@example.com -> "
+        "~ alias team@example.com: resolution changed: bob@fastmail.com, i@example.com -> "
         "sales@example.com, i@example.com",
     ]
     assert p.changes[-1].action is Action.NONE
@@ -228,23 +228,23 @@ def test_alias_added_removed_changed_with_resolution() -> None:
 
 def test_an_alias_change_shows_who_else_now_receives_through_it() -> None:
     before = ALIASES + "all: team, postmaster\n"
-    after = before.replace("sales: bob@example.net", "sales: carol@example.net")
+    after = before.replace("sales: bob@fastmail.com", "sales: carol@fastmail.com")
     p = plan({ALIASES_PATH: after}, {ALIASES_PATH: before})
     assert rows(p) == [
-        ("alias", "changed", "sales@example.com", "bob@example.net", "carol@example.net"),
+        ("alias", "changed", "sales@example.com", "bob@fastmail.com", "carol@fastmail.com"),
         (
             "alias",
             "resolution changed",
             "all@example.com",
-            "bob@example.net, i@example.com, you@gmail.com",
-            "carol@example.net, i@example.com, you@gmail.com",
+            "bob@fastmail.com, i@example.com, owner@gmail.com",
+            "carol@fastmail.com, i@example.com, owner@gmail.com",
         ),
         (
             "alias",
             "resolution changed",
             "team@example.com",
-            "bob@example.net, i@example.com",
-            "carol@example.net, i@example.com",
+            "bob@fastmail.com, i@example.com",
+            "carol@fastmail.com, i@example.com",
         ),
     ]
 
@@ -257,13 +257,13 @@ def test_aliases_in_another_domain_that_point_here_are_shown() -> None:
         "alias",
         "resolution changed",
         "postmaster@example.org",
-        "bob@example.net",
-        "carol@example.net",
+        "bob@fastmail.com",
+        "carol@fastmail.com",
     )
 
 
 def test_a_new_user_takes_mail_from_the_catch_all() -> None:
-    before = ALIASES + "*: you@gmail.com\nbilling: accounts\n"
+    before = ALIASES + "*: owner@gmail.com\nbilling: accounts\n"
     p = plan(
         {ALIASES_PATH: before, USERS: users(i=SCRYPT_1, accounts=SCRYPT_2)},
         {ALIASES_PATH: before},
@@ -274,33 +274,33 @@ def test_a_new_user_takes_mail_from_the_catch_all() -> None:
             "alias",
             "resolution changed",
             "billing@example.com",
-            "you@gmail.com (catch-all)",
+            "owner@gmail.com (catch-all)",
             "accounts@example.com",
         ),
     ]
 
 
 def test_catch_all_added_changed_removed() -> None:
-    added = plan({ALIASES_PATH: ALIASES + "*: you@gmail.com\n"})
-    assert rows(added) == [("catch-all", "added", "*@example.com", None, "you@gmail.com")]
-    assert report.change_line(added.changes[0]) == "+ catch-all *@example.com -> you@gmail.com"
-    with_catch_all = {ALIASES_PATH: ALIASES + "*: you@gmail.com\n"}
+    added = plan({ALIASES_PATH: ALIASES + "*: owner@gmail.com\n"})
+    assert rows(added) == [("catch-all", "added", "*@example.com", None, "owner@gmail.com")]
+    assert report.change_line(added.changes[0]) == "+ catch-all *@example.com -> owner@gmail.com"
+    with_catch_all = {ALIASES_PATH: ALIASES + "*: owner@gmail.com\n"}
     changed = plan({ALIASES_PATH: ALIASES + "*: me@gmail.com\n"}, with_catch_all)
     assert rows(changed) == [
-        ("catch-all", "changed", "*@example.com", "you@gmail.com", "me@gmail.com")
+        ("catch-all", "changed", "*@example.com", "owner@gmail.com", "me@gmail.com")
     ]
     removed = plan({}, with_catch_all)
-    assert rows(removed) == [("catch-all", "removed", "*@example.com", "you@gmail.com", None)]
+    assert rows(removed) == [("catch-all", "removed", "*@example.com", "owner@gmail.com", None)]
 
 
 def test_an_alias_added_over_a_catch_all_shows_where_its_mail_went() -> None:
-    before = ALIASES + "*: you@gmail.com\n"
+    before = ALIASES + "*: owner@gmail.com\n"
     p = plan({ALIASES_PATH: before + "jobs: hr@example.net\n"}, {ALIASES_PATH: before})
     assert rows(p) == [
-        ("alias", "added", "jobs@example.com", "you@gmail.com (catch-all)", "hr@example.net")
+        ("alias", "added", "jobs@example.com", "owner@gmail.com (catch-all)", "hr@example.net")
     ]
     assert report.change_line(p.changes[0]) == (
-        "+ alias jobs@example.com: you@gmail.com (catch-all) -> hr@example.net"
+        "+ alias jobs@example.com: owner@gmail.com (catch-all) -> hr@example.net"
     )
 
 
@@ -347,6 +347,12 @@ def test_other_config_field() -> None:
     p = plan({"chasquid/chasquid.conf": CONF + "max_data_size_mb: 10\n"})
     assert rows(p) == [("config", "changed", "max_data_size_mb", "50", "10")]
     assert report.change_line(p.changes[0]) == "~ config max_data_size_mb: 50 -> 10"
+
+
+def test_a_boolean_is_shown_as_chasquid_writes_it() -> None:
+    p = plan({"chasquid/chasquid.conf": CONF + "dovecot_auth: true\n"})
+    assert rows(p) == [("config", "changed", "dovecot_auth", "false", "true")]
+    assert report.change_line(p.changes[0]) == "~ config dovecot_auth: false -> true"
 
 
 def test_a_comment_in_the_config_is_no_change() -> None:
@@ -421,7 +427,7 @@ def test_manifest_dns_and_settings_changes() -> None:
     ]
     others = [c for c in p.changes if c.area != "record"]
     assert [(c.area, c.op, c.subject, c.before, c.after, c.why) for c in others[-3:]] == [
-        ("manifest", "added", "chasquid.pipe_aliases", None, "true", WHY_SETTINGS),
+        ("manifest", "changed", "chasquid.pipe_aliases", "false", "true", WHY_SETTINGS),
         (
             "manifest",
             "changed",
@@ -433,6 +439,35 @@ def test_manifest_dns_and_settings_changes() -> None:
         ("manifest", "added", "domains.example.org", None, "{}", WHY_DNS),
     ]
     assert {c.action for c in p.changes[-3:]} == {Action.NONE}
+
+
+SPF_LINE = "spf: {include: [_spf.google.com]}"
+CHASQUID_LINES = 'version: "1.13"\n  hooks: true'
+
+
+@pytest.mark.parametrize(
+    ("written", "before", "after"),
+    [
+        (SPF_LINE, SPF_LINE, "spf: {include: [_spf.google.com], mx: true}"),
+        (SPF_LINE, "spf: {include: [_spf.google.com], all: '~all'}", SPF_LINE),
+        (CHASQUID_LINES, CHASQUID_LINES, CHASQUID_LINES + "\n  pipe_aliases: false"),
+    ],
+)
+def test_a_default_written_out_or_left_out_is_no_change(
+    written: str, before: str, after: str
+) -> None:
+    assert written in MANIFEST
+    old, new = MANIFEST.replace(written, before), MANIFEST.replace(written, after)
+    assert old != new
+    assert plan({"gitops-mail.yaml": new}, {"gitops-mail.yaml": old}).changes == ()
+
+
+def test_a_setting_set_to_other_than_its_default_is_a_change() -> None:
+    p = plan({"gitops-mail.yaml": MANIFEST.replace("google.com]}", "google.com], mx: false}")})
+    settings = [c for c in p.changes if c.area == "manifest"]
+    assert rows(Plan("a", "b", tuple(settings), ())) == [
+        ("manifest", "changed", "domains.example.com.spf.mx", "true", "false")
+    ]
 
 
 def test_other_files() -> None:
@@ -523,9 +558,9 @@ def test_a_first_plan_starts_from_nothing() -> None:
         ("domain", "added", "example.com", None, None),
         ("config", "added", "chasquid/chasquid.conf", None, None),
         ("user", "added", "i@example.com", None, "scrypt"),
-        ("alias", "added", "postmaster@example.com", None, "you@gmail.com"),
-        ("alias", "added", "sales@example.com", None, "bob@example.net"),
-        ("alias", "added", "team@example.com", None, "bob@example.net, i@example.com"),
+        ("alias", "added", "postmaster@example.com", None, "owner@gmail.com"),
+        ("alias", "added", "sales@example.com", None, "bob@fastmail.com"),
+        ("alias", "added", "team@example.com", None, "bob@fastmail.com, i@example.com"),
         (
             "certificate",
             "added",

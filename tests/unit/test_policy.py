@@ -101,8 +101,21 @@ def test_a_repo_hook_needs_the_host_to_allow_repo_hooks() -> None:
     assert judged(files, HostPolicy(repo_hooks=True)) == []
 
 
+def test_an_alias_resolve_hook_is_a_repo_hook_the_host_must_allow() -> None:
+    files: Files = {"chasquid/hooks/alias-resolve": HOOK}
+    assert judged(files) == [
+        refused(
+            "chasquid/hooks/alias-resolve",
+            None,
+            "hook 'alias-resolve' (a program chasquid runs for every local recipient)",
+            "repo_hooks",
+        )
+    ]
+    assert judged(files, HostPolicy(repo_hooks=True)) == []
+
+
 def test_a_pipe_alias_needs_the_host_to_allow_pipe_aliases() -> None:
-    aliases = "postmaster: you@gmail.com\nlist: | /usr/bin/mlmmj-receive -L list\n"
+    aliases = "postmaster: owner@gmail.com\nlist: | /usr/bin/mlmmj-receive -L list\n"
     assert judged({ALIASES_PATH: aliases}) == [
         refused(ALIASES_PATH, 2, "alias 'list' (a pipe to a command)", "pipe_aliases")
     ]
@@ -110,7 +123,7 @@ def test_a_pipe_alias_needs_the_host_to_allow_pipe_aliases() -> None:
 
 
 def test_every_pipe_line_is_refused_even_one_a_later_line_overrides() -> None:
-    aliases = "postmaster: you@gmail.com\nrun: | /bin/a\nrun: you@gmail.com\n"
+    aliases = "postmaster: owner@gmail.com\nrun: | /bin/a\nrun: owner@gmail.com\n"
     assert [(p.line, p.code) for p in judged({ALIASES_PATH: aliases})] == [
         (2, "policy.pipe-aliases")
     ]

@@ -105,7 +105,7 @@ def assert_no_forged_line(text: str) -> None:
 def test_problem_lines_keep_each_name_on_its_line() -> None:
     problem = error(FORGED, 2, "layout.bad-path", f"component {ESCAPES}", f"rename {FORGED}")
     assert problem.format() == (
-        "docs\\nremote: applied 0000000: restart, probes ok:2: component "
+        "docs\\nremote: applied 0000000: restart, probes ok:2: error: component "
         "e\\x1b[2K\\x1b[1Avil\\x9b31m\\u202etxt.exe\n"
         "    hint: rename docs\\nremote: applied 0000000: restart, probes ok"
     )

@@ -19,7 +19,7 @@ from gitops_mail.core.tree import FileSpec
 from gitops_mail.host.livefs.scan import resolve
 
 CONF = b'hostname: "mail.example.com"\n'
-ALIASES = b"postmaster: you@gmail.com\n"
+ALIASES = b"postmaster: owner@gmail.com\n"
 USERS = b'users: {\n  key: "i"\n  value: {\n    plain: { password: "x" }\n  }\n}\n'
 HOOK = b"#!/bin/sh\nexit 0\n"
 HOOKS_ALLOWED = HostPolicy(repo_hooks=True)

@@ -59,9 +59,9 @@ PLAN = Plan("abc1234", "def5678", (HOSTNAME, PIPE, USER, REMOVED), (ERR, WARN))
 
 def test_problems_text_lists_each_problem_then_a_summary() -> None:
     assert report.problems_text([ERR, WARN], "HEAD (abc1234)") == (
-        "chasquid/domains/example.com/aliases:3: missing ':'\n"
+        "chasquid/domains/example.com/aliases:3: error: missing ':'\n"
         "    hint: add it\n"
-        "gitops-mail.yaml: warning: odd | value\n"
+        "gitops-mail.yaml: warning: odd | value [manifest.x]\n"
         "HEAD (abc1234): invalid: 1 error, 1 warning\n"
     )
 
@@ -69,7 +69,7 @@ def test_problems_text_lists_each_problem_then_a_summary() -> None:
 def test_problems_text_when_valid() -> None:
     assert report.problems_text([], "HEAD (abc1234)") == "HEAD (abc1234): valid\n"
     assert report.problems_text([WARN, WARN], "w") == (
-        "gitops-mail.yaml: warning: odd | value\n" * 2 + "w: valid, 2 warnings\n"
+        "gitops-mail.yaml: warning: odd | value [manifest.x]\n" * 2 + "w: valid, 2 warnings\n"
     )
     two = [ERR, error("a", 1, "c", "m")]
     assert report.problems_text(two, "s").endswith("s: invalid: 2 errors, 0 warnings\n")
@@ -124,9 +124,9 @@ def test_plan_text() -> None:
         "  - alias old@example.com (was x@y.z)\n"
         "chasquid: restart (chasquid reads chasquid.conf only at start)\n"
         "Problems in the new revision:\n"
-        "  chasquid/domains/example.com/aliases:3: missing ':'\n"
+        "  chasquid/domains/example.com/aliases:3: error: missing ':'\n"
         "      hint: add it\n"
-        "  gitops-mail.yaml: warning: odd | value\n"
+        "  gitops-mail.yaml: warning: odd | value [manifest.x]\n"
     )
 
 

@@ -10,7 +10,7 @@ from gitops_mail.core.state import load_state
 
 
 def revision(n: int) -> Snapshot:
-    return snapshot({ALIASES_PATH: ALIASES + f"alias{n}: you@gmail.com\n"})
+    return snapshot({ALIASES_PATH: ALIASES + f"alias{n}: owner@gmail.com\n"})
 
 
 def cached_aliases() -> set[bytes]:
@@ -26,7 +26,7 @@ def test_a_file_unchanged_between_two_reads_is_parsed_once() -> None:
 def test_only_what_the_last_three_reads_used_is_kept() -> None:
     for n in range(1000):
         load_state(revision(n))
-    kept = {f"{ALIASES}alias{n}: you@gmail.com\n".encode() for n in (997, 998, 999)}
+    kept = {f"{ALIASES}alias{n}: owner@gmail.com\n".encode() for n in (997, 998, 999)}
     assert cached_aliases() == kept
 
 

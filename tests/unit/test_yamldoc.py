@@ -124,7 +124,7 @@ def test_tab_indentation() -> None:
         1,
     )
     assert problem.format() == (
-        "settings.yaml:2:1: invalid YAML: found character that cannot start any token"
+        "settings.yaml:2:1: error: invalid YAML: found character that cannot start any token"
         " (while scanning for the next token)\n"
         "    hint: indent with spaces: YAML does not allow tabs in indentation"
     )

@@ -1,7 +1,9 @@
 """Aliases checks over all domains at once, by chasquid's own resolution rules.
 
 Per file: the parser's problems, overridden duplicates, names chasquid never
-matches, aliases that hide a user, pipes, and local targets that go nowhere.
+matches, aliases that hide a user, pipes, local targets that go nowhere, and
+placeholders left in (the scaffold's ``you@gmail.com``, example.com, .net and
+.org, reserved for examples by RFC 2606).
 Across files: loops and chains deeper than chasquid's recursion limit, found
 on the graph of addresses (one ``Resolver.step`` each, memoised), in time
 linear in its size.
@@ -10,7 +12,7 @@ linear in its size.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 from gitops_mail.core.checks.graph import graph_problems
@@ -20,10 +22,22 @@ from gitops_mail.core.formats.addresses import (
     normalize_domain,
     split_address,
 )
-from gitops_mail.core.formats.aliases.parse import CATCH_ALL, Alias, AliasFile, How, Kind, Resolver
+from gitops_mail.core.formats.aliases.parse import (
+    CATCH_ALL,
+    Alias,
+    AliasFile,
+    How,
+    Kind,
+    Resolver,
+    Step,
+)
 from gitops_mail.core.problems import Problem, Severity
 
 _FIELDS = re.compile(f"[{re.escape(GO_SPACE)}]+")
+SCAFFOLD_ADDRESS = "you@gmail.com"  # where `gitops-mail init` forwards mail, to be replaced
+# RFC 2606: the second-level domains reserved for examples, and their subdomains.
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_EXAMPLE_ENDS = tuple(f"{c}{d}" for d in _EXAMPLE_DOMAINS for c in "@.")
 
 
 def check_aliases(
@@ -45,7 +59,7 @@ def check_aliases(
     return found
 
 
-_ODD = (How.CATCH_ALL, How.UNKNOWN)  # only targets that go there can be wrong
+_ODD = (How.CATCH_ALL, How.UNKNOWN)  # only local targets that go there can be wrong
 _EMAIL = Kind.EMAIL  # a module constant: looked up for every target
 
 
@@ -62,9 +76,23 @@ def _alias_problems(
             found += _unreachable(resolver, domain, alias, _Site(path, alias))
         if key in users:
             found += _shadows_user(resolver, domain, key, _Site(path, alias))
-        if [r for r in alias.recipients if r.kind is not _EMAIL or step(r.address).how in _ODD]:
+        if [r for r in alias.recipients if r.kind is not _EMAIL or _odd(step, r.address)]:
             found += _recipients(resolver, _Site(path, alias), allow_pipes)
     return found
+
+
+def _odd(step: Callable[[str], Step], address: str) -> bool:
+    return step(address).how in _ODD or placeholder(address) is not None
+
+
+def placeholder(address: str) -> str | None:
+    """Why ``address`` is a placeholder nobody receives mail at, if it is one."""
+    lowered = address.lower()
+    if lowered == SCAFFOLD_ADDRESS:
+        return "it is the placeholder `gitops-mail init` writes"
+    if not lowered.endswith(_EXAMPLE_ENDS):
+        return None
+    return f"{lowered.rpartition('@')[2]} is reserved for examples (RFC 2606)"
 
 
 def _recipients(resolver: Resolver, site: _Site, allow_pipes: bool) -> list[Problem]:
@@ -74,9 +102,21 @@ def _recipients(resolver: Resolver, site: _Site, allow_pipes: bool) -> list[Prob
         if recipient.kind is not _EMAIL:
             found += _pipe(recipient.address, site, allow_pipes)
     for recipient in site.alias.recipients:
-        if recipient.kind is _EMAIL and resolver.step(recipient.address).how in _ODD:
+        how = resolver.step(recipient.address).how if recipient.kind is _EMAIL else None
+        if how in _ODD:
             found += _target(resolver, recipient.address, site)
+        elif how is How.REMOTE and (why := placeholder(recipient.address)) is not None:
+            found.append(_placeholder(recipient.address, why, site))
     return found
+
+
+def _placeholder(address: str, why: str, site: _Site) -> Problem:
+    return site.problem(
+        "placeholder",
+        f"target {address} of {site.alias.raw_name!r} is not a real mailbox: {why}",
+        "replace it with the address that should receive this mail",
+        warn=True,
+    )
 
 
 class _Site(NamedTuple):

@@ -17,7 +17,11 @@ from gitops_mail.core.snapshot import CHASQUID_DIR, MANIFEST
 from gitops_mail.core.state import CONF_PATH, State
 
 HOOKS_DIR = f"{CHASQUID_DIR}/hooks"
-KNOWN_HOOKS = frozenset({"post-data"})
+# chasquid 1.11 runs hooks/post-data after DATA, and hooks/alias-resolve ADDRESS for
+# each lookup of a local address (RCPT TO and delivery): its output, read as the right
+# side of an aliases line, adds recipients, so it can accept addresses no file names.
+ALIAS_HOOK = "alias-resolve"
+KNOWN_HOOKS = frozenset({"post-data", ALIAS_HOOK})
 
 
 def check_cross(state: State) -> list[P.Problem]:
@@ -60,7 +64,7 @@ def _hooks(state: State) -> Iterator[P.Problem]:
                 None,
                 "hooks.unknown",
                 f"chasquid never runs a hook named {rel!r}",
-                "chasquid runs hooks/post-data; rename or remove this file",
+                "chasquid runs hooks/post-data and hooks/alias-resolve; rename or remove this file",
             )
 
 

@@ -196,8 +196,14 @@ def _hooks(judge: _Judge, state: State) -> Iterator[Problem]:
     if judge.policy.repo_hooks:
         return
     for path, _ in hook_entries(state):
-        what = f"hook {path.rsplit('/', 1)[-1]!r} (a program chasquid runs for every message)"
-        yield judge.refuse(path, None, what, "repo_hooks")
+        name = path.rsplit("/", 1)[-1]
+        when = _HOOK_RUNS.get(name, "when chasquid runs it")
+        yield judge.refuse(
+            path, None, f"hook {name!r} (a program chasquid runs {when})", "repo_hooks"
+        )
+
+
+_HOOK_RUNS = {"post-data": "for every message", "alias-resolve": "for every local recipient"}
 
 
 def _pipes(judge: _Judge, state: State) -> Iterator[Problem]:

@@ -1,4 +1,5 @@
-"""Run every check of a state and return the problems, sorted.
+"""Run every check of a state and return the problems, sorted; the warnings the
+manifest accepts (``accept:``) come back as accepted.
 
 ``policy`` is the host's (``HostSettings.policy``) where a host decides (the
 pre-receive hook, ``apply``, the daemon): what it refuses is an error. ``None``
@@ -12,6 +13,7 @@ from gitops_mail.core.checks import policy as hostpolicy
 from gitops_mail.core.checks.aliases import check_aliases
 from gitops_mail.core.checks.conf import check_config
 from gitops_mail.core.checks.users import check_users
+from gitops_mail.core.manifest.accept import acceptances, settled
 from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.problems import Problem, sorted_problems
 from gitops_mail.core.snapshot import MANIFEST
@@ -41,6 +43,8 @@ def validate(state: State, *, policy: HostPolicy | None) -> list[Problem]:
     if state.manifest is not None:
         found += senders.check_senders(state.manifest) + dkim.check_dkim(state, state.manifest)
     found += hostpolicy.policy_problems(state, policy)
+    if state.manifest is not None:  # warnings the repo accepts, and entries gone stale
+        found = settled(found, acceptances(state.manifest.doc, MANIFEST), MANIFEST)
     return sorted_problems(found)
 
 

@@ -1,6 +1,7 @@
 """Cross-field rules of the manifest: what its JSON Schema cannot say.
 
-Addresses valid and of the right family (and public, since they go into DNS),
+Addresses valid and of the right family (and public, since they go into DNS:
+documentation addresses, RFC 5737 and RFC 3849, are placeholders left in),
 certificate names usable as directory names and unique, certificate paths
 absolute, domain names valid and in chasquid's normal form, DKIM selectors
 valid and unique, report URIs well formed, a supported chasquid version.
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gitops_mail.core.domainname import label_error, name_error, normal_domain
+from gitops_mail.core.manifest.accept import acceptances, accepted
 from gitops_mail.core.problems import Problem, Severity
 from gitops_mail.core.yamldoc.document import KeyPath, YamlDoc, problem_at
 
@@ -27,7 +29,11 @@ _DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _REPORT_SIZE = re.compile(r"![0-9]+[kmgt]?$")
 _EXAMPLES = {4: "198.51.100.7", 6: "2001:db8::7"}
 _NETWORK_EXAMPLES = {4: "192.0.2.0/24", 6: "2001:db8::/32"}
-_DOCUMENTATION = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+_DOCUMENTATION = {  # RFC 5737 (IPv4) and RFC 3849 (IPv6): for examples, never routed
+    net: "RFC 3849" if ":" in net else "RFC 5737"
+    for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+}
+_PLACEHOLDER_HINT = "replace it with the server's own public address"
 _MAILTO_HINT = 'write it like "mailto:reports@example.com"'
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -65,7 +71,7 @@ def rule_problems(doc: YamlDoc, file: str) -> list[Problem]:
     problems = [*_chasquid(rules, data), *_server(rules, data), *_certificates(rules, data)]
     for name, settings in _mapping(_get(data, "domains")).items():
         problems += _domain(rules, name, settings)
-    return problems
+    return accepted(problems, acceptances(doc, file))  # stale ones: checks.validate
 
 
 def _get(data: object, *keys: str) -> object:
@@ -122,6 +128,14 @@ def _address(
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         message = f"{text} has a zone index, which DNS records cannot hold"
         return [rules.error(path, "manifest.ip", message, "remove the '%...' part")], None
+    documentation = _documentation(address)
+    if documentation is not None:
+        record = "A" if version == 4 else "AAAA"
+        message = (
+            f"{text} is a documentation address ({documentation}), an example left in: "
+            f"it would be published in the {record} and SPF records of every domain"
+        )
+        return [rules.warning(path, "manifest.ip-placeholder", message, _PLACEHOLDER_HINT)], address
     kind = _not_public(address)
     if kind is None:
         return [], address
@@ -130,10 +144,23 @@ def _address(
     return [rules.warning(path, "manifest.ip-not-public", message, hint)], address
 
 
+def _documentation(address: Address | ipaddress.IPv4Network | ipaddress.IPv6Network) -> str | None:
+    """The RFC that reserves ``address`` (or a network) for documentation, if one does."""
+    for net, rfc in _DOCUMENTATION.items():
+        network = ipaddress.ip_network(net)
+        if network.version != address.version:
+            continue
+        if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            if address in network:
+                return rfc
+        elif address.subnet_of(network):  # type: ignore[arg-type]
+            return rfc
+    return None
+
+
 def _not_public(address: Address) -> str | None:
-    """What kind of non-public address this is; None for public and documentation ones."""
-    if any(address in ipaddress.ip_network(net) for net in _DOCUMENTATION):
-        return None
+    """What kind of non-public address this is; None for public ones (documentation
+    addresses are told apart before: ``_documentation``)."""
     kinds = {
         "loopback": address.is_loopback,
         "link-local": address.is_link_local,
@@ -248,7 +275,15 @@ def _network_problem(rules: _Rules, path: KeyPath, text: str, version: int) -> P
         hint = f"write it like {_EXAMPLES[version]} or {_NETWORK_EXAMPLES[version]}"
         return rules.error(path, "manifest.spf-ip", message, hint)
     if network.version == version:
-        return None
+        documentation = _documentation(network)
+        if documentation is None:
+            return None
+        message = (
+            f"{text} is a documentation address ({documentation}), an example left in: "
+            "the SPF record would allow it to send this domain's mail"
+        )
+        hint = "replace it with an address that really sends this domain's mail"
+        return rules.warning(path, "manifest.ip-placeholder", message, hint)
     message = f"{text} is an IPv{network.version} address"
     return rules.error(path, "manifest.spf-ip", message, f"move it to spf.ip{network.version}")
 

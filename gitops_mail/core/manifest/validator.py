@@ -7,7 +7,7 @@ is what the schema gives today. ``is_valid`` is the only entry point.
 # fmt: off
 # mypy: ignore-errors
 
-SCHEMA_SHA256 = "b423afd02b957228e2f9911524ae2c9a3bf9fcb63005ee119fec0c83d929bfea"
+SCHEMA_SHA256 = "fef0be3f477c13ee20e56e1cc9becabf92bb0a982dafac3e98403291d0718bc1"
 
 
 class Decimal:
@@ -27,6 +27,7 @@ import re
 
 REGEX_PATTERNS = {
     '^[0-9]{1,6}\\.[0-9]{1,6}$': re.compile('^[0-9]{1,6}\\.[0-9]{1,6}\\Z'),
+    '^[a-z0-9-]+\\.[a-z0-9.-]+$': re.compile('^[a-z0-9-]+\\.[a-z0-9.-]+\\Z'),
     '^[01ds](:[01ds])*$': re.compile('^[01ds](:[01ds])*\\Z')
 }
 
@@ -130,6 +131,55 @@ def validate(data, custom_formats={}, name_prefix=None):
                     if data__domains_key not in []:
                         data__domains_value = data__domains.get(data__domains_key)
                         validate___definitions_domain(data__domains_value, custom_formats, (name_prefix or "data") + ".domains.{data__domains_key}".format(**locals()))
+        if "accept" in data_keys:
+            data_keys.remove("accept")
+            data__accept = data["accept"]
+            if not isinstance(data__accept, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".accept must be array")
+            data__accept_is_list = isinstance(data__accept, (list, tuple))
+            if data__accept_is_list:
+                data__accept_len = len(data__accept)
+                for data__accept_x, data__accept_item in enumerate(data__accept):
+                    validate___definitions_acceptance(data__accept_item, custom_formats, (name_prefix or "data") + ".accept[{data__accept_x}]".format(**locals()))
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate___definitions_acceptance(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['code', 'at', 'why']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "code" in data_keys:
+            data_keys.remove("code")
+            data__code = data["code"]
+            if not isinstance(data__code, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".code must be string")
+            if isinstance(data__code, str):
+                if not REGEX_PATTERNS['^[a-z0-9-]+\\.[a-z0-9.-]+$'].search(data__code):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".code must match pattern ^[a-z0-9-]+\\.[a-z0-9.-]+$")
+        if "at" in data_keys:
+            data_keys.remove("at")
+            data__at = data["at"]
+            if not isinstance(data__at, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".at must be string")
+            if isinstance(data__at, str):
+                data__at_len = len(data__at)
+                if data__at_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".at must be longer than or equal to 1 characters")
+        if "why" in data_keys:
+            data_keys.remove("why")
+            data__why = data["why"]
+            if not isinstance(data__why, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".why must be string")
+            if isinstance(data__why, str):
+                data__why_len = len(data__why)
+                if data__why_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".why must be longer than or equal to 1 characters")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gitops_mail.core.formats.chasquid_conf import LISTEN_FIELDS, config_changes
+from gitops_mail.core.manifest.defaults import defaults_of, with_defaults
 from gitops_mail.core.manifest.model import CertificateSource
 from gitops_mail.core.plan.certs import source_text
 from gitops_mail.core.plan.mail import mail_changes
@@ -87,8 +88,8 @@ def _show(value: object) -> str:
     if value is None:
         return "(unset)"
     if isinstance(value, tuple | list):
-        return ", ".join(str(v) for v in value) or "(none)"
-    return str(value)
+        return ", ".join(_scalar(v) for v in value) or "(none)"
+    return _scalar(value)
 
 
 def _certificates(base: State, new: State) -> Iterator[Change]:
@@ -124,20 +125,31 @@ def _managed(state: State, path: str) -> bool:
 
 
 def _manifest(base: State, new: State) -> Iterator[Change]:
-    old = _flatten(base.manifest.doc.data if base.manifest else {})
-    cur = _flatten(new.manifest.doc.data if new.manifest else {})
+    """What the manifest's settings change; a setting left out is its default, and
+    a default that comes or goes with its object is no change of its own."""
+    old_data = base.manifest.doc.data if base.manifest else {}
+    new_data = new.manifest.doc.data if new.manifest else {}
+    old, cur = _flatten(with_defaults(old_data)), _flatten(with_defaults(new_data))
+    default = _flatten(defaults_of(old_data)) | _flatten(defaults_of(new_data))
+    default = {key: value for key, value in default.items() if value != _EMPTY}
     for key in sorted(old.keys() | cur.keys()):
         if key.startswith("certificates") or old.get(key) == cur.get(key):
+            continue
+        one_side = cur.get(key) if key in cur else old.get(key)
+        if (key not in old or key not in cur) and one_side == default.get(key):
             continue
         op = "added" if key not in old else "removed" if key not in cur else "changed"
         why = WHY_SETTINGS if key.split(".")[0] in ("version", "chasquid") else WHY_DNS
         yield Change("manifest", op, key, old.get(key), cur.get(key), Action.NONE, why)
 
 
+_EMPTY = "{}"  # an empty object, as ``_flatten`` shows it: a setting, never a default
+
+
 def _flatten(data: object, prefix: str = "") -> dict[str, str]:
     """Dotted key paths to scalar values; lists of scalars stay one value."""
     if isinstance(data, dict):
-        out: dict[str, str] = {prefix: "{}"} if prefix and not data else {}
+        out: dict[str, str] = {prefix: _EMPTY} if prefix and not data else {}
         for key, value in data.items():
             out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return out

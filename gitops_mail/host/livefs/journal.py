@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops_mail.core.words import counted
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host.livefs import scan as livescan
 from gitops_mail.host.livefs.fs import (
@@ -122,7 +123,7 @@ class JournaledDir:
         self._clear_leftovers()
         return (
             f"an interrupted {journal['phase']} in {self.config_dir} was rolled back: "
-            f"{count} file(s) are as they were before it"
+            f"{counted(count, 'file')} {'is' if count == 1 else 'are'} as they were before it"
         )
 
     def _recover_beside(self) -> str | None:
