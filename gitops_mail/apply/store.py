@@ -62,6 +62,17 @@ class Record:
     def last(self) -> Attempt | None:
         return self.history[0] if self.history else None
 
+    def repeats(self, attempt: Attempt) -> bool:
+        """``attempt`` says only what the newest entry says: ``revision`` is live, unchanged."""
+        last = self.last
+        return (
+            attempt.result == "unchanged"
+            and self.applied == attempt.revision
+            and last is not None
+            and (last.revision, last.result, last.reason)
+            == (attempt.revision, attempt.result, attempt.reason)
+        )
+
     def failed(self, revision: str) -> Attempt | None:
         """The failed attempt of ``revision`` if its last attempt failed."""
         for attempt in self.history:
@@ -98,7 +109,12 @@ class StateStore:
             raise GitopsMailError(f"cannot read {self.path}: {exc}", _HINT) from None
 
     def record(self, attempt: Attempt, *, applied: str | None = None) -> Record:
+        """Add ``attempt`` to history, newest first; an ``unchanged`` one that would only
+        repeat the newest entry (the same revision live, unchanged, for the same reason)
+        is not added: history keeps one entry per commit and outcome, not one per no-op."""
         old = self.load()
+        if old.repeats(attempt) and applied in (None, attempt.revision):
+            return old
         new = Record(
             applied=applied if applied is not None else old.applied,
             history=(attempt, *old.history)[:HISTORY_LIMIT],

@@ -117,7 +117,9 @@ def test_a_push_goes_live_and_a_pushed_revert_brings_the_old_state_back(
     done = attempt(box, added)
 
     assert [box.rcpt(SALES), box.rcpt(BOB)] == [250, 250]
-    [end] = [e for e in daemon.events("reconcile.end") if e["revision"] == added]
+    ended = lambda: [e for e in daemon.events("reconcile.end") if e["revision"] == added]  # noqa: E731
+    poll(ended, 10, "the pass's reconcile.end event (logged after history is written)")
+    [end] = ended()
     assert (end["action"], done["action"]) == ("restart", "restart")  # one action, told alike
     assert end["message"] == f"applied {added[:7]}: restarted chasquid, probes ok"
     phases = [e for e in daemon.events("phase") if e["revision"] == added]

@@ -181,13 +181,22 @@ def test_any_sequence_of_attempts_round_trips_and_tells_a_good_revision(
 ) -> None:
     store = StateStore(tmp_path_factory.mktemp("state"))
     attempts = [attempt(rev, result, n % 60) for n, (rev, result) in enumerate(steps)]
-    applied = None
+    applied, kept = None, []
     for one in attempts:
+        last = kept[-1] if kept else None
+        repeat = (
+            one.result == "unchanged"
+            and applied == one.revision
+            and last is not None
+            and (last.revision, last.result) == (one.revision, "unchanged")
+        )
+        if not repeat:
+            kept.append(one)
         if one.succeeded:
             applied = one.revision
         store.record(one, applied=one.revision if one.succeeded else None)
     loaded = store.load()
-    assert loaded == Record(applied, tuple(reversed(attempts))[:HISTORY_LIMIT])
+    assert loaded == Record(applied, tuple(reversed(kept))[:HISTORY_LIMIT])
     good = loaded.previous_good()
     if good is not None:
         assert good != applied
@@ -304,3 +313,15 @@ def test_an_unwritable_state_dir_is_a_clear_error_and_keeps_the_record(tmp_path:
     )
     assert (state / "state.json").read_bytes() == before
     assert sorted(os.listdir(state)) == ["state.json"]
+
+
+def test_a_repeated_unchanged_attempt_is_not_added(tmp_path: Path) -> None:
+    """One entry per commit and outcome: a no-op pass over a live revision repeats nothing."""
+    store = StateStore(tmp_path)
+    store.record(attempt(A), applied=A)
+    store.record(attempt(A, "unchanged"), applied=A)
+    store.record(attempt(A, "unchanged"), applied=A)
+    store.record(attempt(A, "unchanged"))
+    assert [a.result for a in store.load().history] == ["unchanged", "applied"]
+    store.record(Attempt(A, "2026-01-01T00:00:00+00:00", "unchanged", reason="refused"))
+    assert [a.result for a in store.load().history] == ["unchanged", "unchanged", "applied"]
