@@ -59,7 +59,7 @@ def _live_plan(args: argparse.Namespace) -> Plan:
 
     settings = hostsettings.load(getattr(args, "config", None))
     _default_source(args, repo=str(settings.repo), rev=settings.branch)
-    new = load_source(args)
+    new = hostsettings.view(settings, load_source(args))
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))

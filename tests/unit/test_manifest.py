@@ -226,8 +226,8 @@ def test_unknown_key_hints_the_closest_known_one() -> None:
             2,
             "schema.unknown-key",
             "At 'domain': unknown key 'domain'",
-            "did you mean 'domains'? known keys here: certificates, chasquid, domains, server,"
-            " version",
+            "did you mean 'domains'? known keys here: certificates, chasquid, domains, hosts,"
+            " server, version",
         )
     ]
 
