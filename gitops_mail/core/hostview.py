@@ -20,8 +20,9 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from gitops_mail.core.formats.chasquid_conf import parse_config, render_config
-from gitops_mail.core.manifest.hosts import HostEntry, installed_certificates
+from gitops_mail.core.manifest.hosts import HostEntry
 from gitops_mail.core.manifest.model import MANIFEST_PATH, Manifest
+from gitops_mail.core.manifest.roles import installed_certificates
 from gitops_mail.core.snapshot import Entry
 from gitops_mail.core.state import CONF_PATH, State
 from gitops_mail.errors import InvalidConfig

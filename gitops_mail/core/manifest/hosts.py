@@ -10,7 +10,7 @@ addresses, ``data_dir``, ...). Users, aliases, domains and the rest of
 chasquid.conf are shared.
 
 ``parse_hosts`` builds the entries, ``host_problems`` checks what the schema
-cannot, and the helpers answer per-host questions for render, DKIM and DNS.
+cannot; ``roles`` answers what one server of them does.
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from gitops_mail.core.domainname import label_error, name_error
 from gitops_mail.core.manifest.rules import _address, _get, _mapping, _Rules, _strings
 from gitops_mail.core.problems import Problem
 from gitops_mail.core.yamldoc.document import KeyPath, YamlDoc
-
-if TYPE_CHECKING:
-    from gitops_mail.core.manifest.model import DomainSettings, Manifest
 
 MX_STEP = 10  # default priorities: 10, 20, 30 in the order the hosts are listed
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
@@ -85,32 +82,6 @@ def parse_hosts(doc: YamlDoc) -> Hosts:
 
 
 # --- questions the other modules ask ------------------------------------------------
-
-
-def own(manifest: Manifest) -> HostEntry | None:
-    """The entry of the host this manifest was viewed for (``hostview``), if any."""
-    return manifest.hosts.get(manifest.host) if manifest.host is not None else None
-
-
-def signing_selectors(manifest: Manifest, settings: DomainSettings) -> tuple[str, ...]:
-    """The selectors this server keeps keys for and signs with, for one domain.
-
-    Every selector of the domain, unless the hosts each have their own
-    ``dkim_selector``: then only this host's.
-    """
-    if settings.dkim is None:
-        return ()
-    entry = own(manifest)
-    if entry is None or entry.dkim_selector is None:
-        return settings.dkim.selectors
-    mine = entry.dkim_selector.lower()
-    return tuple(s for s in settings.dkim.selectors if s.lower() == mine)
-
-
-def installed_certificates(manifest: Manifest, host: str | None) -> frozenset[str]:
-    """Names of the certificate entries ``host`` installs: its own and the unclaimed ones."""
-    claimed = {e.certificate: e.name for e in manifest.hosts.values() if e.certificate}
-    return frozenset(c.name for c in manifest.certificates if claimed.get(c.name, host) == host)
 
 
 def mx_order(hosts: Hosts) -> list[HostEntry]:
