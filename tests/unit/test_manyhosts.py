@@ -14,7 +14,7 @@ from gitops_mail.core.manifest.model import parse_manifest
 from gitops_mail.core.manifest.roles import signing_selectors
 from gitops_mail.core.render import render_tree
 from gitops_mail.core.state import State, load_state
-from gitops_mail.errors import InvalidConfig
+from gitops_mail.errors import InvalidConfig, UsageError
 
 SETTINGS = "/etc/gitops-mail/gitops-mail.yaml"
 TWO = """\
@@ -268,3 +268,48 @@ def test_an_mx_missing_one_host_is_an_error() -> None:
     )
     both = verdict(mx, Answer(("10 mx1.example.com.", "20 mx2.example.com."), 300))
     assert both.status == fnd.OK
+
+
+# --- deploy: which host a target is, written into its settings ----------------------
+
+
+def test_deploy_targets_map_to_manifest_hosts_by_name_hostname_or_address() -> None:
+    from gitops_mail.core.deploy.target import assign_hosts, parse_target  # noqa: PLC0415
+
+    manifest = state().manifest
+    assert manifest is not None
+    specs = ["root@198.51.100.7", "mx2.example.com:2222", "mx1=admin@10.0.0.1"]
+    found = assign_hosts([parse_target(s) for s in specs], manifest.hosts)
+    assert [(t.host, t.name, t.manifest_host) for t in found] == [
+        ("198.51.100.7", "mx1", "mx1"),
+        ("mx2.example.com", "mx2", "mx2"),
+        ("10.0.0.1", "mx1", "mx1"),
+    ]
+    with pytest.raises(UsageError) as raised:
+        assign_hosts([parse_target("root@192.0.2.1")], manifest.hosts)
+    assert (
+        raised.value.message
+        == "'root@192.0.2.1': 192.0.2.1 is none of the manifest's hosts (mx1, mx2)"
+    )
+    assert raised.value.hint == "say which one it is: NAME=root@192.0.2.1, NAME one of mx1, mx2"
+    with pytest.raises(UsageError, match="has no hosts:"):
+        assign_hosts([parse_target("mx1=root@192.0.2.1")], {})
+
+
+def test_deploy_writes_host_into_the_settings() -> None:
+    from gitops_mail.core.deploy.layout import Layout  # noqa: PLC0415
+    from gitops_mail.core.deploy.texts import render_settings  # noqa: PLC0415
+
+    template = (
+        "repo: /srv/mail-conf.git\nbranch: main\nstate_dir: /var/lib/gitops-mail\n"
+        "chasquid:\n  config_dir: /etc/chasquid\n  service: systemd\n"
+    )
+    text = render_settings(template, Layout(), "mx2")
+    assert text.splitlines()[:3] == [
+        "repo: /srv/mail-conf.git",
+        "# Which of the conf repo's hosts: this server is (written by gitops-mail deploy).",
+        "host: mx2",
+    ]
+    assert render_settings(text, Layout(), "mx1").count("host: ") == 1
+    assert "host: mx1\n" in render_settings(text, Layout(), "mx1")
+    assert render_settings(template, Layout()) == template
