@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if args.adopt and len(targets) > 1:
         raise UsageError("--adopt imports one host's config: give one host")
     layouts = {t.spec: layout_from(args, t) for t in targets}
+    if args.status:
+        from gitops_mail.cli import rollout  # noqa: PLC0415 - only for --status
+
+        return rollout.run(args, targets, layouts)
     local = LocalSide(conf, remote_names(targets, args.remote), Layout().branch, adopt=args.adopt)
     keys = tuple(_keys(args.push_key))
     jobs = [
