@@ -313,3 +313,25 @@ def test_deploy_writes_host_into_the_settings() -> None:
     assert render_settings(text, Layout(), "mx1").count("host: ") == 1
     assert "host: mx1\n" in render_settings(text, Layout(), "mx1")
     assert render_settings(template, Layout()) == template
+
+
+def test_rollout_lines_name_the_host_a_change_has_not_reached() -> None:
+    from gitops_mail.core.deploy.rollout import Rollout, lines  # noqa: PLC0415
+
+    tip = "1a2b3c4d" * 5
+    hosts = [
+        Rollout("mx1", live=tip, host_tip=tip, has_tip=True, reached=True, daemon="active"),
+        Rollout("mx2", live="9f8e7d6c" * 5, host_tip="9f8e7d6c" * 5, daemon="active"),
+        Rollout("mx3", error="mx3: cannot connect: Connection refused"),
+    ]
+    assert lines(tip, "main", hosts) == [
+        "conf repo main at 1a2b3c4",
+        "host  state   live     daemon",
+        "mx1   live    1a2b3c4  active",
+        "mx2   behind  9f8e7d6  active",
+        "      its main lacks the tip: push to it (git push vps-mx2 main)",
+        "mx3   unknown none     unknown",
+        "      cannot ask: mx3: cannot connect: Connection refused",
+        "1a2b3c4 is live on mx1; not yet on mx2, mx3",
+    ]
+    assert lines(tip, "main", hosts[:1])[-1] == "1a2b3c4 is live on every host (mx1)"
