@@ -9,6 +9,8 @@ the host's branch (or ``--rev``) of the repo the host settings name.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
@@ -19,7 +21,7 @@ from gitops_mail.core.plan.make import make_plan
 from gitops_mail.core.plan.model import Plan
 from gitops_mail.core.snapshot import CHASQUID_DIR, Snapshot
 from gitops_mail.core.state import State, load_state
-from gitops_mail.errors import InvalidConfig, RepoError
+from gitops_mail.errors import GitopsMailError, InvalidConfig, RepoError
 from gitops_mail.git import read as gitread
 
 
@@ -63,6 +65,10 @@ def _live_plan(args: argparse.Namespace) -> Plan:
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
+    if live.manifest is not None and live.manifest.hosts:  # this server's certificates only
+        with contextlib.suppress(GitopsMailError):
+            viewed = hostsettings.view(settings, load_state(around)).manifest
+            live = dataclasses.replace(live, manifest=viewed)
     return make_plan(live, new, tuple(validate(new, policy=settings.policy)))
 
 
