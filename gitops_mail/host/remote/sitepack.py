@@ -46,7 +46,7 @@ def build(out: Path, wheels: list[Path], version: str, key: str) -> str:
         invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
     )
     name = f"site-{key}.tar.gz"
-    with tarfile.open(out / name, mode="w:gz", compresslevel=1) as archive:
+    with tarfile.open(out / name, mode="w:gz", compresslevel=6) as archive:
         archive.add(site, arcname=".", filter=_as_root)
     shutil.rmtree(site)
     return name
