@@ -3,8 +3,9 @@
 Each file holds the records of one manifest domain, and only those: the MX
 pointing at chasquid's hostname (one per server of the manifest's ``hosts:``,
 by priority), the hostname's A/AAAA (when the hostname is in that zone), SPF,
-each DKIM selector's key, DMARC, MTA-STS and TLS-RPT as the manifest sets them, and a comment for what this file cannot hold (a DKIM key
-the server has not made yet, a hostname in another zone, the reverse DNS).
+each DKIM selector's key, DMARC, MTA-STS and TLS-RPT as the manifest sets them,
+and a comment for what this file cannot hold (a DKIM key the server has not
+made yet, a hostname in another zone, the reverse DNS).
 
 There is no SOA and no NS record. Those belong to whoever serves the zone (the
 DNS provider, or the user's own zone file) and already exist there; a made-up
