@@ -35,6 +35,7 @@ from bench.harness import ms_row
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 FIRST_RUNS = 3
+BENCH_PUSHER = "gitops-bench-pusher"
 
 
 class _Workdir:
@@ -131,6 +132,10 @@ def run(runs: int) -> dict[str, object]:
     sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]
     import deploy_fixtures as fx  # noqa: PLC0415 - from tests/e2e
     from support.sshd import ClientKeys, keygen  # noqa: PLC0415
+
+    # An account of its own: a test run at the same time removes the tests' pusher
+    # (the pretend hosts share this machine's accounts).
+    fx.PUSHER = BENCH_PUSHER
 
     base = Path(tempfile.mkdtemp(prefix="gitops-deploy-bench-", dir="/tmp"))
     base.chmod(0o755)

@@ -42,6 +42,7 @@ from gitops_mail.core.state import State, load_state
 from gitops_mail.core.words import counted
 from gitops_mail.errors import GitopsMailError, InvalidConfig
 from gitops_mail.git import read as gitread
+from gitops_mail.host import settings as hostsettings
 from gitops_mail.host.certs import installed
 from gitops_mail.host.livefs import scan as livescan
 from gitops_mail.host.settings import HostSettings
@@ -113,7 +114,7 @@ def now() -> str:
 def read_desired(settings: HostSettings, rev: str, phases: Phases) -> State:
     with phases.timed("read"):
         snapshot = gitread.read_revision(settings.repo, rev, limits=settings.limits)
-        state = load_state(snapshot)
+        state = hostsettings.view(settings, load_state(snapshot))
     with phases.timed("validate"):
         problems = validate(state, policy=settings.policy)
     if has_errors(problems):
@@ -202,6 +203,7 @@ def plan_against_live(
     if applied is not None:
         try:
             base = load_state(gitread.read_revision(settings.repo, applied, limits=settings.limits))
+            base = hostsettings.view(settings, base)
         except GitopsMailError:
             base = None  # history rewritten: plan from nothing
     plan = make_plan(base, new)

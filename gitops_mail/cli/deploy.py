@@ -22,8 +22,9 @@ from gitops_mail.core.deploy import report as deployreport
 from gitops_mail.core.deploy.layout import Layout
 from gitops_mail.core.deploy.plan import Texts, Wheelhouse
 from gitops_mail.core.deploy.report import HostReport, Outcome
-from gitops_mail.core.deploy.target import Target, parse_target, remote_names
+from gitops_mail.core.deploy.target import Target, assign_hosts, parse_target, remote_names
 from gitops_mail.core.deploy.texts import render_settings, render_unit
+from gitops_mail.core.manifest.hosts import NO_HOSTS, Hosts
 from gitops_mail.errors import GitopsMailError, UsageError
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.host import settings as hostsettings
@@ -36,19 +37,25 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "deploy"
 
 def run(args: argparse.Namespace) -> int:
     targets = [parse_target(spec) for spec in args.hosts]
+    conf = Path(args.conf)
+    if not args.adopt:
+        targets = assign_hosts(targets, _manifest_hosts(conf, Layout().branch))
     if len({t.name for t in targets}) < len(targets):
         raise UsageError("a host is named twice", "name each host once")
     if args.adopt and len(targets) > 1:
         raise UsageError("--adopt imports one host's config: give one host")
     layouts = {t.spec: layout_from(args, t) for t in targets}
-    conf = Path(args.conf)
+    if args.status:
+        from gitops_mail.cli import rollout  # noqa: PLC0415 - only for --status
+
+        return rollout.run(args, targets, layouts)
     local = LocalSide(conf, remote_names(targets, args.remote), Layout().branch, adopt=args.adopt)
     keys = tuple(_keys(args.push_key))
     jobs = [
         remotedeploy.HostJob(
             t,
             layouts[t.spec],
-            _texts(layouts[t.spec], args.host_settings),
+            _texts(layouts[t.spec], args.host_settings, t.manifest_host),
             keys,
             args.adopt,
             args.accept_new_host_key,
@@ -81,14 +88,28 @@ def layout_from(args: argparse.Namespace, target: Target) -> Layout:
     )
 
 
-def _texts(layout: Layout, settings_file: str | None) -> Texts:
+def _manifest_hosts(conf: Path, branch: str) -> Hosts:
+    """The ``hosts:`` of the conf repo's branch (none when it has no valid manifest:
+    the host's pre-receive hook says what is wrong with it)."""
+    from gitops_mail.core.manifest.model import MANIFEST_PATH, parse_manifest  # noqa: PLC0415
+    from gitops_mail.git import read as gitread  # noqa: PLC0415
+
+    try:
+        data = gitread.read_revision(conf, branch).data(MANIFEST_PATH)
+    except GitopsMailError:
+        return NO_HOSTS
+    manifest = parse_manifest(data)[0] if data is not None else None
+    return manifest.hosts if manifest is not None else NO_HOSTS
+
+
+def _texts(layout: Layout, settings_file: str | None, host: str | None = None) -> Texts:
     unit = render_unit((TEMPLATES / "gitops-mail.service").read_text(), layout)
     source = Path(settings_file) if settings_file else TEMPLATES / "gitops-mail.yaml"
     try:
         template = source.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read the host settings {source}: {exc.strerror}") from exc
-    settings = render_settings(template, layout)
+    settings = render_settings(template, layout, host)
     hostsettings.parse(settings.encode(), Path(layout.at(layout.settings)))  # valid, or says why
     return Texts(unit.encode(), settings.encode())
 

@@ -399,6 +399,11 @@ def _deploy(sub: Subparsers) -> None:
     p.add_argument("hosts", nargs="+", metavar="HOST", help="[USER@]HOST[:PORT], root or sudo")
     p.add_argument("--conf", default=".", help="the conf repo to push (default: .)")
     p.add_argument("--adopt", action="store_true", help="import the host's /etc/chasquid first")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="change nothing: show each host's live revision against the conf repo's tip",
+    )
     p.add_argument("--remote", default="vps", help="the conf repo's remote (default: vps)")
     p.add_argument(
         "--push-key",

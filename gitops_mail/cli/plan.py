@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from dataclasses import replace
+import dataclasses
 from pathlib import Path
 
 from gitops_mail.cli.source import collector_paused, load_source
@@ -24,7 +24,7 @@ from gitops_mail.core.plan.model import Plan, decide
 from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.snapshot import CHASQUID_DIR, Snapshot
 from gitops_mail.core.state import State, load_state
-from gitops_mail.errors import InvalidConfig, RepoError
+from gitops_mail.errors import GitopsMailError, InvalidConfig, RepoError
 from gitops_mail.git import read as gitread
 
 
@@ -64,15 +64,21 @@ def _live_plan(args: argparse.Namespace) -> Plan:
 
     settings = hostsettings.load(getattr(args, "config", None))
     _default_source(args, repo=str(settings.repo), rev=settings.branch)
-    new = load_source(args)
+    new = hostsettings.view(settings, load_source(args))
     applied = StateStore(settings.state_dir).load().applied
     around = _revision_or_nothing(Path(args.repo), applied)
     live = load_state(_live_snapshot(settings.chasquid.config_dir, settings.path, around))
+    if live.manifest is not None and live.manifest.hosts:  # this server's certificates only
+        with contextlib.suppress(GitopsMailError):
+            viewed = hostsettings.view(settings, load_state(around)).manifest
+            live = dataclasses.replace(live, manifest=viewed)
     plan = make_plan(live, new, tuple(validate(new, policy=settings.policy)))
     plan = _renewals(plan, settings.chasquid.config_dir, _certificates(new, settings.policy))
     interrupted = Unproven.of(settings.state_dir).present()
     strategy = settings.chasquid.reload_strategy
-    return replace(plan, decision=decide(plan, plan.action, strategy, interrupted=interrupted))
+    return dataclasses.replace(
+        plan, decision=decide(plan, plan.action, strategy, interrupted=interrupted)
+    )
 
 
 def _certificates(new: State, policy: HostPolicy) -> dict[str, CertFacts]:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gitops_mail.core.domainname import to_ascii
+from gitops_mail.core.manifest.roles import signing_selectors
 from gitops_mail.core.policy import HostPolicy
 from gitops_mail.core.snapshot import CHASQUID_DIR, Entry
 from gitops_mail.core.state import State
@@ -115,7 +116,7 @@ def _dkim_files(
         held = keys.get(name, {})
         if settings.dkim is None or name not in state.domains:
             continue
-        selectors = [s for s in settings.dkim.selectors if s.lower() in held]
+        selectors = [s for s in signing_selectors(manifest, settings) if s.lower() in held]
         for selector in selectors:
             pem = held[selector.lower()]
             out[f"domains/{name}/dkim:{selector}.pem"] = FileSpec(pem, SECRET, "root", group)

@@ -36,6 +36,7 @@ from gitops_mail.core.dns.zone import (
     ZONE_DIR,
     ZONE_INPUTS,
     ZONE_SUFFIX,
+    committed_keys,
     is_generated,
     is_zone_path,
     render_zones,
@@ -150,9 +151,10 @@ class _Attempt:
         self, settings: HostSettings, state: State, revision: str, author: tuple[str, str]
     ) -> None:
         self.settings, self.state, self.revision, self.author = settings, state, revision, author
-        self.artifacts = render_zones(
-            state, dkimstore.public_keys(settings.state_dir, state.manifest)
-        )
+        # The keys other servers made come from the zone they committed (hosts: with a
+        # dkim_selector each); this server's own from its key store.
+        own = dkimstore.public_keys(settings.state_dir, state.manifest)
+        self.artifacts = render_zones(state, {**committed_keys(state), **own})
 
     def on(self, base: str) -> CommitBack | _Retry:
         """The outcome, or the new tip to try again on."""

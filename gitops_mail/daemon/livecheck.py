@@ -25,6 +25,7 @@ from gitops_mail.core.state import load_state
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.git import plumbing as gitplumbing
 from gitops_mail.git import read as gitread
+from gitops_mail.host import settings as hostsettings
 from gitops_mail.host.probe.spec import ProbeSpec
 from gitops_mail.host.settings import HostSettings
 
@@ -49,7 +50,7 @@ def host_check(settings: HostSettings, resolver: str | None = None) -> Checked:
 
     applied = StateStore(settings.state_dir).load().applied
     revision = applied or gitplumbing.resolve_revision(settings.repo, settings.branch)
-    state = load_state(gitread.read_revision(settings.repo, revision))
+    state = hostsettings.view(settings, load_state(gitread.read_revision(settings.repo, revision)))
     spec, unreadable = _spec(settings)
     desired = livecheck.desired_from(state, settings.state_dir)  # the key store's DKIM keys
     found = livecheck.run(desired, resolver=resolver, spec=spec)

@@ -198,6 +198,11 @@ def commit_files(
     named keep their content and mode. ``author`` (name, email) is also the
     committer. A checkout of ``branch`` is not updated (as after a push into a
     checked-out branch): use bare repos where the branch moves by itself.
+
+    The commit's dates are the parent's commit date, so the same files on the
+    same parent make the same commit wherever they are made: several servers
+    fed by one push (``hosts:``) commit back the same zone as the same commit,
+    and their branches stay one history.
     """
     parent_id = resolve_revision(repo, parent)
     tree = _tree_with(repo, parent_id, files)
@@ -205,7 +210,9 @@ def commit_files(
         raise RepoError(f"nothing to commit: {parent_id[:7]} already holds these files")
     body = (message if message.endswith("\n") else message + "\n").encode()
     sign = "--no-gpg-sign"  # the bot's commit: commit.gpgSign in the repo's config asks nothing
-    made = run_git_with(repo, _as(author), "commit-tree", sign, tree, "-p", parent_id, input=body)
+    date = run_git(repo, "show", "-s", "--date=raw", "--format=%cd", parent_id).text.strip()
+    env = _as(author) | {"GIT_AUTHOR_DATE": f"@{date}", "GIT_COMMITTER_DATE": f"@{date}"}
+    made = run_git_with(repo, env, "commit-tree", sign, tree, "-p", parent_id, input=body)
     commit = made.text.strip()
     _move_branch(repo, branch, commit, parent_id)
     return commit

@@ -15,6 +15,7 @@ from gitops_mail.core.problems import Problem
 from gitops_mail.errors import InvalidConfig
 
 if TYPE_CHECKING:
+    from gitops_mail.core.state import State
     from gitops_mail.core.yamldoc.document import YamlDoc
 
 DEFAULT_PATH = "/etc/gitops-mail/gitops-mail.yaml"
@@ -62,6 +63,11 @@ SCHEMA: dict[str, Any] = {
             "description": "the repository to reconcile from, e.g. repo: /srv/mail-conf.git",
         },
         "remote": {"type": ["string", "null"]},
+        "host": {
+            "type": "string",
+            "minLength": 1,
+            "description": "which of the manifest's hosts: this server is, e.g. host: mx1",
+        },
         "branch": {"type": "string", "minLength": 1},
         "state_dir": _PATH,
         "poll_interval": {"type": "number", "exclusiveMinimum": 0},
@@ -114,6 +120,7 @@ class HostSettings:
     path: Path
     repo: Path
     remote: str | None = None
+    host: str | None = None  # which of the manifest's ``hosts:`` this server is
     branch: str = "main"
     state_dir: Path = Path("/var/lib/gitops-mail")
     poll_interval: float = 60.0
@@ -124,6 +131,13 @@ class HostSettings:
     chasquid: ChasquidSettings = ChasquidSettings()
     policy: HostPolicy = field(default_factory=HostPolicy)  # what a push may make the host do
     limits: Limits = field(default_factory=Limits)  # what one push may cost this host
+
+
+def view(settings: HostSettings, state: State) -> State:
+    """``state`` as this server renders it: its entry of the manifest's ``hosts:``."""
+    from gitops_mail.core.hostview import view as host_view  # noqa: PLC0415 - start-up time
+
+    return host_view(state, settings.host, str(settings.path))
 
 
 def settings_path(explicit: str | None) -> Path:
@@ -225,6 +239,7 @@ def _settings(path: Path, raw: Any) -> HostSettings:
         path=path,
         repo=Path(raw["repo"]),
         remote=raw.get("remote"),
+        host=raw.get("host"),
         branch=raw.get("branch", "main"),
         state_dir=Path(raw.get("state_dir", "/var/lib/gitops-mail")),
         poll_interval=float(raw.get("poll_interval", 60)),

@@ -89,13 +89,15 @@ class World:
     def mail(self) -> Path:
         return self.base / "mail"
 
-    def add_host(self, *, start: bool = True, trusted: bool = True) -> Host:
+    def add_host(self, *, start: bool = True, trusted: bool = True, name: str = "") -> Host:
+        """The next pretend host; ``name``: deploy calls it so (``NAME=`` or the manifest's
+        hosts:), which names its directories (``{host}``); else its address."""
         number = len(self.hosts) + 2
         address = f"127.0.0.{number}"
-        root = self.base / address
+        root = self.base / (name or address)
         root.mkdir(mode=0o755)
         sshd = Sshd(address, 2200 + number, self.base / f"sshd-{address}", self.host_key)
-        fake = self.base / f"systemctl-{address}"
+        fake = self.base / f"systemctl-{name or address}"
         fakesystemctl.install_fake_systemctl(fake, root / "etc" / "systemd" / "system")
         host = Host(sshd, root, fake)
         self.hosts.append(host)

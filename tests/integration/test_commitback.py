@@ -244,18 +244,15 @@ def test_two_hosts_render_the_same_bytes_and_commit_once(
     for variable, when in at.items():
         monkeypatch.setenv(variable, when)
     first = commit_back(one, states[0], pushed)
-    for variable, when in at.items():  # host two commits a second later: another commit id
+    for variable, when in at.items():  # host two commits a second later: the same commit still
         monkeypatch.setenv(variable, when.replace(":00Z", ":01Z"))
-    sleeps = Sleeps()
-    second = commit_back(two, states[1], pushed, sleep=sleeps)
+    second = commit_back(two, states[1], pushed, sleep=Sleeps())
 
     assert first.result == "committed"
     assert first.commit is not None
-    assert second == CommitBack(
-        "unchanged", None, f"{first.commit[:7]} already holds the generated files"
-    )
-    assert len(sleeps.calls) == 1
-    assert 0.5 <= sleeps.calls[0] <= 1.0
+    # the commit's dates are its parent's: the same files on the same parent are the same
+    # commit on every host, so pushing it again adds nothing
+    assert second.commit == first.commit
     assert [line.split(" ", 1)[1] for line in history(origin.path, git_run)] == [
         "gitops-mail|dns: update generated records for example.com [skip ci]",
         "Test Author|conf",

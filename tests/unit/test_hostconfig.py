@@ -17,7 +17,7 @@ from gitops_mail.host.settings import ChasquidSettings, HostSettings
 FILE = Path("/etc/gitops-mail/gitops-mail.yaml")
 HEAD = "the host settings are invalid:\n"
 TOP_KEYS = (
-    "branch, chasquid, check_interval, commit_back, limits, metrics_address, policy, "
+    "branch, chasquid, check_interval, commit_back, host, limits, metrics_address, policy, "
     "poll_interval, probe_deadline, remote, repo, state_dir"
 )
 CHASQUID_KEYS = (

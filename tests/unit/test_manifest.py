@@ -236,7 +236,7 @@ def test_unknown_key_hints_the_closest_known_one() -> None:
             "schema.unknown-key",
             "At 'domain': unknown key 'domain'",
             "did you mean 'domains'? known keys here: accept, certificates, chasquid, domains, "
-            "server, version",
+            "hosts, server, version",
         )
     ]
 

@@ -47,6 +47,8 @@ class Wheelhouse:
     project: str  # the file name of gitops-mail's wheel
     digest: str  # of every file name and digest: the venv's stamp
     pip: str = ""  # the file name of pip's wheel: pip runs from it (the venv has no pip)
+    site: str = ""  # the venv's site-packages installed here (then ``files`` is it alone)
+    script: str = ""  # with ``site``: the venv's bin/gitops-mail, ``{python}`` for its path
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _pusher(layout: Layout, facts: Facts, keys: tuple[str, ...]) -> list[Step]:
 
 
 def _venv(layout: Layout, facts: Facts, wheels: Wheelhouse) -> list[Step]:
-    python, _, _ = interpreter(facts)
+    python, version, _ = interpreter(facts)
     steps: list[Step] = [Directory("wheels dir", layout.wheels)]
     steps += [
         File(f"wheel {name}", posixpath.join(layout.wheels, name), content)
@@ -112,12 +114,31 @@ def _venv(layout: Layout, facts: Facts, wheels: Wheelhouse) -> list[Step]:
         f'{{ [ "$new" = 1 ] || {pip} --no-deps --force-reinstall {project}; }} && '
         f"echo {q(wheels.digest)} > {stamp}"
     )
+    if wheels.site:
+        install = _unpack(layout, python, version, wheels)
     check = f'[ "$(cat {stamp} 2>/dev/null)" = {q(wheels.digest)} ]'
     return [
         *steps,
         Command(VENV, install, check),
         Link("link", layout.at(layout.link), layout.command),
     ]
+
+
+def _unpack(layout: Layout, python: str, version: str, wheels: Wheelhouse) -> str:
+    """The venv from the site-packages installed on this machine: made (or kept), its
+    site-packages replaced by the archive's, its console script written."""
+    venv, site = layout.venv, layout.venv + f"/lib/python{'.'.join(version.split('.')[:2])}"
+    new, old = q(site + "/site-packages.new"), q(site + "/site-packages.old")
+    archive = q(posixpath.join(layout.wheels, wheels.site))
+    command = q(posixpath.join(venv, "bin", "gitops-mail"))
+    script = wheels.script.replace("{python}", posixpath.join(venv, "bin", "python"))
+    return (
+        f"{{ [ -x {q(venv)}/bin/python ] || {q(python)} -m venv --without-pip {q(venv)}; }} && "
+        f"rm -rf {new} {old} && mkdir {new} && tar -xzf {archive} -C {new} && "
+        f"mv {q(site + '/site-packages')} {old} && mv {new} {q(site + '/site-packages')} && "
+        f"rm -rf {old} && printf %s {q(script)} > {command}.new && chmod 755 {command}.new && "
+        f"mv {command}.new {command} && echo {q(wheels.digest)} > {q(venv + '/.wheelhouse')}"
+    )
 
 
 def _hooks(layout: Layout) -> Command:

@@ -38,7 +38,22 @@ def render_unit(template: str, layout: Layout) -> str:
     return text
 
 
-def render_settings(template: str, layout: Layout) -> str:
+def render_settings(template: str, layout: Layout, host: str | None = None) -> str:
+    """The settings with ``layout``'s paths, and ``host: NAME`` when the manifest names hosts."""
+    text = _paths(template, layout)
+    if host is None:
+        return text
+    line = f"host: {host}\n"
+    found = re.search(r"^host:.*\n?", text, flags=re.MULTILINE)
+    if found is not None:
+        return text[: found.start()] + line + text[found.end() :]
+    repo = re.search(r"^repo:.*\n", text, flags=re.MULTILINE)
+    assert repo is not None  # noqa: S101 - _paths wrote it
+    said = "# Which of the conf repo's hosts: this server is (written by gitops-mail deploy).\n"
+    return text[: repo.end()] + said + line + text[repo.end() :]
+
+
+def _paths(template: str, layout: Layout) -> str:
     values = {
         ("", "repo"): layout.at(layout.repo),
         ("", "branch"): layout.branch,

@@ -61,11 +61,12 @@ def expectations(
 ) -> list[Expect]:
     """Everything to check, in report order."""
     found: list[Expect] = []
-    if want.hostname and want.addresses:
-        found += [r.address(want, 4), r.address(want, 6)]
-        found += [r.ptr(want, a, resolved) for a in want.addresses]
+    for server in want.servers:
+        if server.addresses:
+            found += [r.address(server, 4), r.address(server, 6)]
+            found += [r.ptr(server, a, resolved) for a in server.addresses]
     for domain in want.domains:
-        found += [r.mx(want, domain)] if want.hostname else []
+        found += [r.mx(want, domain)] if want.servers else []
         found.append(r.spf(domain, spf.get(domain.name)))
         found += [r.dkim(domain, selector, key) for selector, key in domain.dkim]
         found.append(r.dmarc(domain))

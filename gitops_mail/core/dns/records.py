@@ -10,7 +10,14 @@ from collections.abc import Mapping
 
 from gitops_mail.core.dns import findings as f
 from gitops_mail.core.dns.answer import Answer, Expect, SpfEval, Verdict
-from gitops_mail.core.dns.want import Desired, DomainWant, Question, reverse_name, starts_with_tag
+from gitops_mail.core.dns.want import (
+    Desired,
+    DomainWant,
+    Question,
+    Server,
+    reverse_name,
+    starts_with_tag,
+)
 
 MAX_LOOKUPS = 10  # RFC 7208 section 4.6.4
 
@@ -19,15 +26,19 @@ MAX_LOOKUPS = 10  # RFC 7208 section 4.6.4
 
 
 def mx(want: Desired, domain: DomainWant) -> Expect:
-    host = want.hostname.lower()
+    hosts = [server.hostname.lower() for server in want.servers]
 
     def judge(answer: Answer) -> Verdict:
         targets = [_mx_target(v) for v in answer.values]
         shown = ", ".join(answer.values) or "no MX record"
-        if host in targets:
-            return f.OK, f"points at {host}" + (f" ({shown})" if len(targets) > 1 else ""), ""
+        if all(host in targets for host in hosts):
+            named = ", ".join(hosts)
+            return f.OK, f"points at {named}" + (f" ({shown})" if len(targets) > 1 else ""), ""
         hint = f"publish the MX record of dns/{domain.name}.zone"
-        return f.ERROR, f"{shown}; expected 10 {host}.", hint
+        missing = ", ".join(f"{h}." for h in hosts if h not in targets)
+        if len(hosts) == 1:
+            return f.ERROR, f"{shown}; expected 10 {missing}", hint
+        return f.ERROR, f"{shown}; expected also {missing}", hint
 
     return Expect("mx", domain.name, (domain.fqdn, "MX"), judge)
 
@@ -37,7 +48,7 @@ def _mx_target(value: str) -> str:
     return words[-1].rstrip(".").lower() if words else ""
 
 
-def address(want: Desired, version: int) -> Expect:
+def address(want: Server, version: int) -> Expect:
     rtype = "A" if version == 4 else "AAAA"
     expected = sorted(want.family(version), key=ipaddress.ip_address)
 
@@ -55,7 +66,7 @@ def address(want: Desired, version: int) -> Expect:
     return Expect(rtype.lower(), want.hostname, (want.hostname + ".", rtype), judge)
 
 
-def ptr(want: Desired, address: str, resolved: Mapping[Question, Answer]) -> Expect:
+def ptr(want: Server, address: str, resolved: Mapping[Question, Answer]) -> Expect:
     host = want.hostname.lower()
     version = ipaddress.ip_address(address).version
     forward = resolved.get((want.hostname + ".", "A" if version == 4 else "AAAA"), Answer())

@@ -30,9 +30,9 @@ def dmarc_value(dmarc: Dmarc) -> str:
     return "; ".join(f"{key}={value}" for key, value in tags)
 
 
-def mta_sts_policy(mta_sts: MtaSts, hostname: str) -> str:
-    """The policy file's text (RFC 8461 section 3.2) for ``hostname`` as the only MX."""
-    lines = ["version: STSv1", f"mode: {mta_sts.mode}", f"mx: {hostname}"]
+def mta_sts_policy(mta_sts: MtaSts, *hostnames: str) -> str:
+    """The policy file's text (RFC 8461 section 3.2) with ``hostnames`` as the MX hosts."""
+    lines = ["version: STSv1", f"mode: {mta_sts.mode}", *(f"mx: {name}" for name in hostnames)]
     return "\n".join([*lines, f"max_age: {mta_sts.max_age}"]) + "\n"
 
 

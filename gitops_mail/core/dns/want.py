@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gitops_mail.core.domainname import to_ascii
+from gitops_mail.core.manifest.hosts import mx_order
 from gitops_mail.core.state import State
 
 Question = tuple[str, str]  # (absolute name with its trailing dot, record type)
@@ -36,13 +37,30 @@ class DomainWant:
 
 
 @dataclass(frozen=True)
+class Server:
+    """One mail server: its hostname (an A-label, no trailing dot) and addresses."""
+
+    hostname: str
+    addresses: tuple[str, ...]  # IPv4 first, sorted
+
+    def family(self, version: int) -> tuple[str, ...]:
+        return tuple(a for a in self.addresses if ipaddress.ip_address(a).version == version)
+
+
+@dataclass(frozen=True)
 class Desired:
     hostname: str  # chasquid's hostname, an A-label without trailing dot ("" if unknown)
     addresses: tuple[str, ...]  # the manifest's server addresses, IPv4 first, sorted
     domains: tuple[DomainWant, ...]
+    hosts: tuple[Server, ...] = ()  # the manifest's hosts:, by MX priority; () for one server
 
     def family(self, version: int) -> tuple[str, ...]:
         return tuple(a for a in self.addresses if ipaddress.ip_address(a).version == version)
+
+    @property
+    def servers(self) -> tuple[Server, ...]:
+        """Every server the MX, A/AAAA and PTR records name."""
+        return self.hosts or ((Server(self.hostname, self.addresses),) if self.hostname else ())
 
 
 def desired(state: State, zones: Mapping[str, Records], dkim: Mapping[str, DkimKeys]) -> Desired:
@@ -51,7 +69,12 @@ def desired(state: State, zones: Mapping[str, Records], dkim: Mapping[str, DkimK
     hostname = (to_ascii(state.hostname) or state.hostname) if state.hostname else ""
     if manifest is None:
         return Desired(hostname.rstrip("."), (), ())
-    found = {ipaddress.ip_address(a) for a in (*manifest.ipv4, *manifest.ipv6)}
+    hosts = tuple(
+        Server(to_ascii(e.hostname) or e.hostname, tuple(str(a) for a in e.addresses))
+        for e in mx_order(manifest.hosts)
+    )
+    listed = (*manifest.ipv4, *manifest.ipv6, *(a for h in hosts for a in h.addresses))
+    found = {ipaddress.ip_address(a) for a in listed}
     addresses = tuple(str(a) for a in sorted(found, key=lambda a: (a.version, a)))
     domains = []
     for name, settings in manifest.domains.items():
@@ -73,7 +96,7 @@ def desired(state: State, zones: Mapping[str, Records], dkim: Mapping[str, DkimK
                 dkim=tuple((s, keys.get(s)) for s in selectors),
             )
         )
-    return Desired(hostname.rstrip("."), addresses, tuple(domains))
+    return Desired(hostname.rstrip("."), addresses, tuple(domains), hosts)
 
 
 def _txt(records: Records, name: str, prefix: str) -> str | None:
@@ -98,9 +121,9 @@ def reverse_name(address: str) -> str:
 def questions(want: Desired) -> list[Question]:
     """Every (name, type) the check asks a resolver, each once, in report order."""
     asked: list[Question] = []
-    if want.hostname:
-        asked += [(want.hostname + ".", "A"), (want.hostname + ".", "AAAA")]
-        asked += [(reverse_name(a), "PTR") for a in want.addresses]
+    for server in want.servers:
+        asked += [(server.hostname + ".", "A"), (server.hostname + ".", "AAAA")]
+        asked += [(reverse_name(a), "PTR") for a in server.addresses]
     for domain in want.domains:
         asked += [(domain.fqdn, "MX")] if want.hostname else []
         asked.append((domain.fqdn, "TXT"))

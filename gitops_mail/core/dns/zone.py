@@ -1,10 +1,11 @@
 """The DNS records a mail domain needs, as ``dns/<domain>.zone`` files (pure).
 
 Each file holds the records of one manifest domain, and only those: the MX
-pointing at chasquid's hostname, the hostname's A/AAAA (when the hostname is in
-that zone), SPF, each DKIM selector's key, DMARC, MTA-STS and TLS-RPT as the
-manifest sets them, and a comment for what this file cannot hold (a DKIM key
-the server has not made yet, a hostname in another zone, the reverse DNS).
+pointing at chasquid's hostname (one per server of the manifest's ``hosts:``,
+by priority), the hostname's A/AAAA (when the hostname is in that zone), SPF,
+each DKIM selector's key, DMARC, MTA-STS and TLS-RPT as the manifest sets them,
+and a comment for what this file cannot hold (a DKIM key the server has not
+made yet, a hostname in another zone, the reverse DNS).
 
 There is no SOA and no NS record. Those belong to whoever serves the zone (the
 DNS provider, or the user's own zone file) and already exist there; a made-up
@@ -41,6 +42,7 @@ from gitops_mail.core.dns.values import (
     txt_strings,
 )
 from gitops_mail.core.domainname import to_ascii
+from gitops_mail.core.manifest.hosts import mx_order
 from gitops_mail.core.manifest.model import Dmarc, DomainSettings, Manifest, MtaSts, Spf, TlsRpt
 from gitops_mail.core.snapshot import MANIFEST
 from gitops_mail.core.state import CONF_PATH, State
@@ -106,19 +108,33 @@ def _zones(state: State, keys: Keys) -> dict[str, tuple[bytes, list[Record]]]:
     manifest = state.manifest
     if manifest is None:
         return {}
-    hostname = to_ascii(state.hostname) if state.hostname else None
     origins = frozenset(to_ascii(name) or name for name in manifest.domains)
-    host = None if hostname is None else _Host(hostname, _addresses(manifest), origins)
-    return {name: _render_zone(d, host, keys) for name, d in manifest.domains.items()}
+    hosts = mail_hosts(state, origins)
+    return {name: _render_zone(d, hosts, keys) for name, d in manifest.domains.items()}
+
+
+def mail_hosts(state: State, origins: frozenset[str] = frozenset()) -> list[_Host]:
+    """The servers mail goes to, by MX priority: each of the manifest's ``hosts:``, or
+    chasquid.conf's hostname with ``server:``'s addresses; none when unknown."""
+    manifest = state.manifest
+    if manifest is not None and manifest.hosts:
+        return [
+            _Host(to_ascii(e.hostname) or e.hostname, e.addresses, origins, e.mx_priority)
+            for e in mx_order(manifest.hosts)
+        ]
+    hostname = to_ascii(state.hostname) if state.hostname else None
+    if hostname is None or manifest is None:
+        return []
+    return [_Host(hostname, _addresses(manifest), origins)]
 
 
 def _render_zone(
-    settings: DomainSettings, host: _Host | None, keys: Keys
+    settings: DomainSettings, hosts: list[_Host], keys: Keys
 ) -> tuple[bytes, list[Record]]:
-    """The zone fragment of one domain; ``host`` is chasquid's, None when unknown."""
+    """The zone fragment of one domain; ``hosts`` are chasquid's, none when unknown."""
     origin = to_ascii(settings.name) or settings.name
     selectors = settings.dkim.selectors if settings.dkim is not None else ()
-    zone = _Zone(origin, host, [record_owner(s) for s in selectors])
+    zone = _Zone(origin, hosts, [record_owner(s) for s in selectors])
     dkim = {s: keys.get((settings.name, s.lower())) for s in selectors}
     sections = [
         _header(origin),
@@ -155,6 +171,7 @@ class _Host:
     name: str
     addresses: tuple[Address, ...]
     origins: frozenset[str]
+    priority: int = MX_PREFERENCE
 
     @property
     def home(self) -> str | None:
@@ -166,11 +183,11 @@ class _Host:
 class _Zone:
     """The records of one zone, formatted in aligned columns."""
 
-    def __init__(self, origin: str, host: _Host | None, owners: list[str]) -> None:
-        self.origin, self.host = origin, host
+    def __init__(self, origin: str, hosts: list[_Host], owners: list[str]) -> None:
+        self.origin, self.hosts = origin, hosts
         self.records: list[Record] = []
-        owner = _relative(host.name, origin) if host is not None else ""
-        self.width = max(len(owner), len("_smtp._tls"), *(len(o) for o in owners))
+        names = [_relative(host.name, origin) for host in hosts]
+        self.width = max([len("_smtp._tls"), *(len(o) for o in [*owners, *names])])
 
     def record(self, owner: str, rtype: str, rdata: str, value: str | None = None) -> str:
         self.records.append(Record(self.origin, owner, rtype, rdata if value is None else value))
@@ -195,19 +212,23 @@ class _Zone:
         return lines
 
     def mx(self) -> Section:
-        if self.host is None:
+        if not self.hosts:
             return [f"; No MX: {CONF_PATH} sets no hostname: which host gets mail is unknown."]
+        names = ", ".join(host.name for host in self.hosts)
         return [
-            f"; Mail for {self.origin} goes to chasquid on {self.host.name}.",
-            self.record("@", "MX", f"{MX_PREFERENCE} {self.host.name}."),
+            f"; Mail for {self.origin} goes to chasquid on {names}.",
+            *(self.record("@", "MX", f"{h.priority} {h.name}.") for h in self.hosts),
         ]
 
     def host_addresses(self) -> Section:
-        host = self.host
-        if host is None:
-            return []
+        return [line for host in self.hosts for line in self._addresses_of(host)]
+
+    def _addresses_of(self, host: _Host) -> Section:
         if not host.addresses:
-            return [f"; No A/AAAA for {host.name}: {MANIFEST} lists no server.ipv4/ipv6."]
+            where = (
+                "no ipv4/ipv6 in its hosts: entry" if len(self.hosts) > 1 else "no server.ipv4/ipv6"
+            )
+            return [f"; No A/AAAA for {host.name}: {MANIFEST} lists {where}."]
         shown = ", ".join(str(a) for a in host.addresses)
         ptr = f"; Reverse DNS (PTR, set at your hosting provider): {shown} -> {host.name}."
         if host.home == self.origin:
@@ -219,6 +240,12 @@ class _Zone:
     def spf(self, spf: Spf | None) -> Section:
         if spf is None:
             return [f"; No SPF: add spf: under this domain in {MANIFEST}."]
+        if len(self.hosts) > 1:  # hosts: every server's addresses, whatever mx/a say
+            ip4 = [str(a) for h in self.hosts for a in h.addresses if a.version == 4]
+            ip6 = [str(a) for h in self.hosts for a in h.addresses if a.version == 6]
+            spf = spf._replace(
+                ip4=(*dict.fromkeys(ip4), *spf.ip4), ip6=(*dict.fromkeys(ip6), *spf.ip6)
+            )
         return [f"; SPF: who may send mail from @{self.origin}.", self.txt("@", spf_value(spf))]
 
     def dmarc(self, dmarc: Dmarc | None) -> Section:
@@ -232,9 +259,9 @@ class _Zone:
     def mta_sts(self, mta_sts: MtaSts | None) -> Section:
         if mta_sts is None:
             return []
-        if self.host is None:
+        if not self.hosts:
             return ["; No MTA-STS: its policy names the MX host, and no hostname is set."]
-        policy = mta_sts_policy(mta_sts, self.host.name)
+        policy = mta_sts_policy(mta_sts, *(host.name for host in self.hosts))
         policy_id = hashlib.sha256(policy.encode()).hexdigest()[:20]
         url = f"https://mta-sts.{self.origin}/.well-known/mta-sts.txt"
         return [

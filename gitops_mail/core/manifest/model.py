@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 
 from gitops_mail.core.manifest import validator as manifest_validator
+from gitops_mail.core.manifest.hosts import NO_HOSTS, Hosts, host_problems, parse_hosts
 from gitops_mail.core.manifest.rules import rule_problems
 from gitops_mail.core.problems import Problem, has_errors
 from gitops_mail.core.yamldoc.document import YamlDoc, load_yaml
@@ -110,6 +111,8 @@ class Manifest(NamedTuple):
     certificates: tuple[CertificateSource, ...]
     domains: Mapping[str, DomainSettings]
     doc: YamlDoc
+    hosts: Hosts = NO_HOSTS  # several servers from one repo (``hosts``); empty: one server
+    host: str | None = None  # the one of ``hosts`` this manifest is viewed for (``hostview``)
 
     @property
     def native_dkim(self) -> bool:
@@ -136,7 +139,7 @@ def parse_manifest(data: bytes, path: str = MANIFEST_PATH) -> tuple[Manifest | N
     if doc is None:
         return None, problems
     problems += _schema_problems(doc, path)
-    problems += rule_problems(doc, path)
+    problems += rule_problems(doc, path) + host_problems(doc, path)
     problems = sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0, p.column or 0))
     if has_errors(problems):
         return None, problems
@@ -170,6 +173,7 @@ def _manifest(doc: YamlDoc) -> Manifest:
         certificates=tuple(_certificate(doc, i, raw) for i, raw in enumerate(certificates)),
         domains=MappingProxyType({n: _domain(doc, n, raw or {}) for n, raw in domains.items()}),
         doc=doc,
+        hosts=parse_hosts(doc),
     )
 
 

@@ -7,7 +7,7 @@ is what the schema gives today. ``is_valid`` is the only entry point.
 # fmt: off
 # mypy: ignore-errors
 
-SCHEMA_SHA256 = "fef0be3f477c13ee20e56e1cc9becabf92bb0a982dafac3e98403291d0718bc1"
+SCHEMA_SHA256 = "9ce664d24d9bb24270a4dc4190bcbd6db816a19be0ac231f64456ca00a812757"
 
 
 class Decimal:
@@ -27,6 +27,7 @@ import re
 
 REGEX_PATTERNS = {
     '^[0-9]{1,6}\\.[0-9]{1,6}$': re.compile('^[0-9]{1,6}\\.[0-9]{1,6}\\Z'),
+    '^[^"\\\\\\u0000-\\u001f]+$': re.compile('^[^"\\\\\\u0000-\\u001f]+\\Z'),
     '^[a-z0-9-]+\\.[a-z0-9.-]+$': re.compile('^[a-z0-9-]+\\.[a-z0-9.-]+\\Z'),
     '^[01ds](:[01ds])*$': re.compile('^[01ds](:[01ds])*\\Z')
 }
@@ -141,8 +142,142 @@ def validate(data, custom_formats={}, name_prefix=None):
                 data__accept_len = len(data__accept)
                 for data__accept_x, data__accept_item in enumerate(data__accept):
                     validate___definitions_acceptance(data__accept_item, custom_formats, (name_prefix or "data") + ".accept[{data__accept_x}]".format(**locals()))
+        if "hosts" in data_keys:
+            data_keys.remove("hosts")
+            data__hosts = data["hosts"]
+            if not isinstance(data__hosts, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".hosts must be object")
+            data__hosts_is_dict = isinstance(data__hosts, dict)
+            if data__hosts_is_dict:
+                data__hosts_len = len(data__hosts)
+                if data__hosts_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".hosts must contain at least 1 properties")
+                data__hosts_keys = set(data__hosts.keys())
+                for data__hosts_key in data__hosts_keys:
+                    if data__hosts_key not in []:
+                        data__hosts_value = data__hosts.get(data__hosts_key)
+                        validate___definitions_host(data__hosts_value, custom_formats, (name_prefix or "data") + ".hosts.{data__hosts_key}".format(**locals()))
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate___definitions_host(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['hostname']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "hostname" in data_keys:
+            data_keys.remove("hostname")
+            data__hostname = data["hostname"]
+            if not isinstance(data__hostname, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".hostname must be string")
+        if "ipv4" in data_keys:
+            data_keys.remove("ipv4")
+            data__ipv4 = data["ipv4"]
+            if not isinstance(data__ipv4, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ipv4 must be array")
+            data__ipv4_is_list = isinstance(data__ipv4, (list, tuple))
+            if data__ipv4_is_list:
+                data__ipv4_len = len(data__ipv4)
+                for data__ipv4_x, data__ipv4_item in enumerate(data__ipv4):
+                    if not isinstance(data__ipv4_item, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ipv4[{data__ipv4_x}]".format(**locals()) + " must be string")
+        if "ipv6" in data_keys:
+            data_keys.remove("ipv6")
+            data__ipv6 = data["ipv6"]
+            if not isinstance(data__ipv6, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ipv6 must be array")
+            data__ipv6_is_list = isinstance(data__ipv6, (list, tuple))
+            if data__ipv6_is_list:
+                data__ipv6_len = len(data__ipv6)
+                for data__ipv6_x, data__ipv6_item in enumerate(data__ipv6):
+                    if not isinstance(data__ipv6_item, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ipv6[{data__ipv6_x}]".format(**locals()) + " must be string")
+        if "mx_priority" in data_keys:
+            data_keys.remove("mx_priority")
+            data__mxpriority = data["mx_priority"]
+            if not isinstance(data__mxpriority, (int)) and not (isinstance(data__mxpriority, float) and data__mxpriority.is_integer()) or isinstance(data__mxpriority, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".mx_priority must be integer")
+            if isinstance(data__mxpriority, (int, float, Decimal)) and not isinstance(data__mxpriority, bool):
+                if data__mxpriority < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".mx_priority must be bigger than or equal to 0")
+                if data__mxpriority > 65535:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".mx_priority must be smaller than or equal to 65535")
+        if "certificate" in data_keys:
+            data_keys.remove("certificate")
+            data__certificate = data["certificate"]
+            if not isinstance(data__certificate, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".certificate must be string")
+        if "dkim_selector" in data_keys:
+            data_keys.remove("dkim_selector")
+            data__dkimselector = data["dkim_selector"]
+            if not isinstance(data__dkimselector, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".dkim_selector must be string")
+        if "overrides" in data_keys:
+            data_keys.remove("overrides")
+            data__overrides = data["overrides"]
+            validate___definitions_overrides(data__overrides, custom_formats, (name_prefix or "data") + ".overrides")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate___definitions_overrides(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_keys = set(data.keys())
+        if "smtp_address" in data_keys:
+            data_keys.remove("smtp_address")
+            data__smtpaddress = data["smtp_address"]
+            validate___definitions_listen(data__smtpaddress, custom_formats, (name_prefix or "data") + ".smtp_address")
+        if "submission_address" in data_keys:
+            data_keys.remove("submission_address")
+            data__submissionaddress = data["submission_address"]
+            validate___definitions_listen(data__submissionaddress, custom_formats, (name_prefix or "data") + ".submission_address")
+        if "submission_over_tls_address" in data_keys:
+            data_keys.remove("submission_over_tls_address")
+            data__submissionovertlsaddress = data["submission_over_tls_address"]
+            validate___definitions_listen(data__submissionovertlsaddress, custom_formats, (name_prefix or "data") + ".submission_over_tls_address")
+        if "monitoring_address" in data_keys:
+            data_keys.remove("monitoring_address")
+            data__monitoringaddress = data["monitoring_address"]
+            validate___definitions_conf_text(data__monitoringaddress, custom_formats, (name_prefix or "data") + ".monitoring_address")
+        if "data_dir" in data_keys:
+            data_keys.remove("data_dir")
+            data__datadir = data["data_dir"]
+            validate___definitions_conf_text(data__datadir, custom_formats, (name_prefix or "data") + ".data_dir")
+        if "mail_log_path" in data_keys:
+            data_keys.remove("mail_log_path")
+            data__maillogpath = data["mail_log_path"]
+            validate___definitions_conf_text(data__maillogpath, custom_formats, (name_prefix or "data") + ".mail_log_path")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate___definitions_conf_text(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (str)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+    if isinstance(data, str):
+        data_len = len(data)
+        if data_len < 1:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be longer than or equal to 1 characters")
+        if not REGEX_PATTERNS['^[^"\\\\\\u0000-\\u001f]+$'].search(data):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[^\"\\\\\\u0000-\\u001f]+$")
+    return data
+
+def validate___definitions_listen(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (list, tuple)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+    data_is_list = isinstance(data, (list, tuple))
+    if data_is_list:
+        data_len = len(data)
+        for data_x, data_item in enumerate(data):
+            validate___definitions_conf_text(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
     return data
 
 def validate___definitions_acceptance(data, custom_formats={}, name_prefix=None):

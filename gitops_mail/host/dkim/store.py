@@ -24,6 +24,7 @@ from pathlib import Path
 from gitops_mail.core.dns.dkim import PublicKey, parse_value, txt_value
 from gitops_mail.core.domainname import label_error, name_error, to_ascii
 from gitops_mail.core.manifest.model import Manifest
+from gitops_mail.core.manifest.roles import signing_selectors
 from gitops_mail.errors import GitopsMailError, UsageError
 from gitops_mail.host import statedir
 from gitops_mail.host.dkim import keygen
@@ -135,14 +136,15 @@ def public_keys(state_dir: Path, manifest: Manifest | None) -> dict[tuple[str, s
 
 
 def wanted(manifest: Manifest | None) -> Iterable[tuple[str, str, str]]:
-    """(domain, selector, algorithm) for every selector the manifest names."""
+    """(domain, selector, algorithm) for every selector this server signs with: each
+    one the manifest names, or this host's own (``hosts.<name>.dkim_selector``)."""
     if manifest is None:
         return []
     return [
         (name, selector, settings.dkim.algorithm)
         for name, settings in sorted(manifest.domains.items())
         if settings.dkim is not None
-        for selector in settings.dkim.selectors
+        for selector in signing_selectors(manifest, settings)
     ]
 
 

@@ -27,7 +27,7 @@ from gitops_mail.core.deploy.plan import Wheelhouse
 from gitops_mail.core.deploy.steps import Content
 from gitops_mail.errors import GitopsMailError
 from gitops_mail.host import procs
-from gitops_mail.host.remote import repack
+from gitops_mail.host.remote import repack, sitepack
 
 PROJECT = "gitops-mail"
 SOURCE = Path(gitops_mail.__file__).resolve().parent.parent
@@ -64,7 +64,22 @@ def wheelhouse(python: str, machine: str, cache: Path | None = None) -> Wheelhou
         )
     contents = tuple((name, _content(path)) for name, path in files)
     listing = "".join(f"{name} {content.sha256}\n" for name, content in contents)
-    return Wheelhouse(contents, own[0], hashlib.sha256(listing.encode()).hexdigest(), pip[0])
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    if (python, machine) != (_here(), platform.machine()):
+        return Wheelhouse(contents, own[0], digest, pip[0])
+    paths = [path for name, path in files if not name.startswith("pip-")]  # the venv has no pip
+
+    def build(out: Path) -> None:
+        sitepack.build(out, paths, python, digest[:16])
+
+    archive = next(_cached(cache / f"site-{digest[:16]}", build).glob("site-*.tar.gz"))
+    site = ((archive.name, _content(archive)),)  # installed here once: the host unpacks it
+    script = sitepack.script("{python}")
+    return Wheelhouse(site, own[0], digest, pip[0], site=archive.name, script=script)
+
+
+def _here() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def _installed() -> list[importlib.metadata.Distribution]:
@@ -145,8 +160,7 @@ def _requirements() -> list[str]:
 def _deps(out: Path, python: str, machine: str, requirements: list[str]) -> None:
     """Same Python and machine as here: the installed dependencies, repacked (no index).
     Another: ``pip download`` of the wheels made for that host (the index is asked here)."""
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if (python, machine) == (here, platform.machine()):
+    if (python, machine) == (_here(), platform.machine()):
         for dist in _installed():
             repack.repack(dist, out)
         return
