@@ -5,9 +5,9 @@ loopback address (127.0.0.2, ...) with a throwaway host key, a directory the
 deploy installs below (``--root``) and a fake ``systemctl`` (support.fakesystemctl)
 that runs the installed unit's ExecStart in the host's own network namespace.
 The deployer logs in as root with a throwaway client key; the pusher deploy
-creates is a real system user (``gitops-deploy-pusher``), removed at the end.
-That user is one per machine: test runs side by side on one machine (several
-checkouts) take turns at it (``pusher_turn``), each waiting for the other.
+creates is a real system user (``gitops-deploy-pusher-`` and a token of this
+test run), removed at the end: runs side by side on one machine (several
+checkouts) never remove or re-key each other's.
 
 ``World.conf_repo()`` makes the conf repo to deploy: chasquid on loopback
 ports, one user, aliases, a certificate from the session CA. Every path it
@@ -18,10 +18,9 @@ shared by the session (``XDG_CACHE_HOME``): it is built once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -38,8 +37,7 @@ from support.sshd import ClientKeys, Sshd, keygen
 from support.wait import poll
 
 GITOPS_MAIL = [sys.executable, "-m", "gitops_mail"]
-PUSHER = "gitops-deploy-pusher"
-PUSHER_LOCK = Path("/run/lock/gitops-mail-tests-deploy-pusher.lock")  # machine-wide, as PUSHER
+PUSHER = f"gitops-deploy-pusher-{secrets.token_hex(3)}"  # a system user: this run's own
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
 ALIASES = f"chasquid/domains/{DOMAIN}/aliases"
@@ -233,21 +231,8 @@ def remove_pusher() -> None:
     subprocess.run(["userdel", PUSHER], check=True, capture_output=True)
 
 
-@contextlib.contextmanager
-def pusher_turn() -> Iterator[None]:
-    """This run's turn at the machine's one ``PUSHER``: waits while another run has it."""
-    with PUSHER_LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
-        yield
-
-
 @pytest.fixture
 def deploy_world(tmp_path: Path, deploy_cache: Path, deploy_host_key: Path) -> Iterator[World]:
-    with pusher_turn():
-        yield from _world(deploy_cache, deploy_host_key)
-
-
-def _world(deploy_cache: Path, deploy_host_key: Path) -> Iterator[World]:
     remove_pusher()  # each test's first deploy creates it
     base = Path(tempfile.mkdtemp(prefix="gitops-deploy-", dir="/tmp"))
     base.chmod(0o755)
