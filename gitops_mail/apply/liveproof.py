@@ -8,10 +8,19 @@ While the probes wait (chasquid not answering yet, or its periodic reload not
 done), the daemon may have a newer revision to apply: ``newer`` names it, and
 the wait ends there (``Failure.newer``). Only the wait: the restart before it
 and a restore after it always run to their end.
+
+A chasquid that exits after its restart will not answer: where the restart
+waits for the new process and its state is knowable (``supervise``,
+``systemd``), the probes stop waiting once it is seen not running
+(``_Exited``) and fail with that, rather than at ``probe_deadline``. A
+restore's probes wait at least ``RESTORE_PROBE_S``: the tree they prove is
+the one that served before, and a short deadline, chosen to give up on a
+bad revision soon, should not call a good restore failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -33,7 +42,7 @@ from gitops_mail.host.probe.spec import (
     endpoints_from_config,
     leaf_fingerprint,
 )
-from gitops_mail.host.service import LOG_FILE, service_for
+from gitops_mail.host.service import LOG_FILE, Service, service_for
 from gitops_mail.host.settings import HostSettings
 
 RCPT_LIMIT = 20
@@ -43,6 +52,9 @@ LOG_READ_LIMIT = 256 * 1024  # of chasquid's log written since the restart
 NORMAL_STOP = "Got signal to exit"  # the old chasquid, stopped by the restart
 PATIENCE_S = 1.0  # a probe this long unanswered is waiting, not watching chasquid start
 ASK_EVERY_S = 0.1  # how often a waiting probe asks whether a newer revision is there
+RESTORE_PROBE_S = 10.0  # the least a restore's probes wait (the default probe_deadline)
+WATCHED_SERVICES = ("supervise", "systemd")  # restart returns once the new chasquid runs
+EXITED = "chasquid is not running: it exited after its restart"
 
 Newer = Callable[[], str | None]  # the revision that supersedes this one, if any
 
@@ -71,10 +83,12 @@ def act_and_probe(
     *,
     label: str = "",
     newer: Newer | None = None,
+    deadline: float | None = None,
 ) -> Failure | None:
     """Restart as needed and probe; None when proven, else why not.
 
-    ``label`` prefixes the phase names ("restore-" for the second round).
+    ``label`` prefixes the phase names ("restore-" for the second round);
+    ``deadline`` is the probes' (default: ``probe_deadline``).
     With ``reload_strategy: wait`` a users/aliases change is probed again until
     chasquid's periodic reload shows it, or the wait is over. ``newer``, when
     given, may end the wait early (``Failure.newer``).
@@ -82,10 +96,14 @@ def act_and_probe(
     waiting = action is Action.RELOAD and settings.chasquid.reload_strategy == "wait"
     log = _own_log(settings)
     offset = _size(log)
+    exited = _Exited(None)
     try:
         if action is not Action.NONE and not waiting:
             with phases.timed(f"{label}restart"):
-                service_for(settings).restart()
+                service = service_for(settings)
+                service.restart()
+            if settings.chasquid.service in WATCHED_SERVICES:
+                exited = _Exited(service)
     except GitopsMailError as exc:  # the service, or how the host settings name it
         return Failure(exc.message, restart=True)
     patience = _Patience(newer)
@@ -95,7 +113,8 @@ def act_and_probe(
             if waiting:
                 result = _probe_until_reloaded(spec, WAIT_RELOAD_S, patience)
             else:
-                result = probe(spec, deadline=settings.probe_deadline, cancelled=patience)
+                seconds = settings.probe_deadline if deadline is None else deadline
+                result = probe(spec, deadline=seconds, cancelled=patience, gone=exited)
     except GitopsMailError as exc:
         return Failure(exc.message)
     if result.ok:
@@ -127,6 +146,30 @@ class _Patience:
                 self._next = now + ASK_EVERY_S
                 self.found = self.newer()
             return self.found is not None
+
+
+class _Exited:
+    """Why the probes need not wait: the restarted chasquid is not running any more.
+
+    Asked by the probe's endpoint threads between attempts; they share one
+    answer, and ``service.is_running`` (a ``systemctl`` for systemd) is asked at
+    most every ``ASK_EVERY_S``. With no service to watch it never says so.
+    """
+
+    def __init__(self, service: Service | None) -> None:
+        self.service = service
+        self.why = ""
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            now = time.monotonic()
+            if self.service is not None and not self.why and now >= self._next:
+                self._next = now + ASK_EVERY_S
+                with contextlib.suppress(GitopsMailError):  # unknown: keep waiting
+                    self.why = "" if self.service.is_running() else EXITED
+            return self.why
 
 
 def _own_log(settings: HostSettings) -> Path | None:
@@ -175,7 +218,15 @@ def restore(
     """Put the old tree back, restart, probe; say how it went."""
     with phases.timed("restore"):
         live.restore(checkpoint)
-    failure = act_and_probe(settings, Action.RESTART, None, None, phases, label="restore-")
+    failure = act_and_probe(
+        settings,
+        Action.RESTART,
+        None,
+        None,
+        phases,
+        label="restore-",
+        deadline=max(settings.probe_deadline, RESTORE_PROBE_S),
+    )
     if failure is None:
         return Restored(
             True, "the server was restored to its previous configuration and passes its probes"

@@ -8,6 +8,15 @@ long-running child whose output is read while it runs (a pre-flight
 chasquid) goes through ``spawn`` instead, which always stops and reaps it.
 A child that outlives the call that made it (the chasquid a supervisor keeps
 running) is made by ``start`` and ended by ``stop``.
+
+Starting a child and taking charge of it are one step. Python runs a signal's
+handler in the main thread between two steps of its code, and a handler that
+raises (``KeyboardInterrupt``, an apply's ``Terminated``) could land after the
+fork but before the code that stops the child is armed, or halfway through
+stopping it: the child would outlive its owner. So ``spawn`` and ``converse``
+start the child and arm its cleanup, and stop and reap it, with such signals
+held (``host.signalhold``); a held signal acts right after, where the cleanup
+is armed or done.
 """
 
 from __future__ import annotations
@@ -16,14 +25,17 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from gitops_mail.errors import CommandError
+from gitops_mail.host import signalhold
 
 Child = subprocess.Popen[bytes]  # a child from ``start`` or ``spawn``: other modules name it so
+STOP_TIMEOUT = 5.0  # seconds from SIGTERM to SIGKILL when a child is stopped
 
 
 @dataclass(frozen=True)
@@ -108,33 +120,35 @@ def converse(
     its start is killed, so no read waits longer. Leaving the block closes both
     pipes and reaps the child. Raises ``CommandError`` (127) if it cannot start.
     """
-    import threading  # noqa: PLC0415 - only this needs it; subprocess has imported it
-
     args = [str(a) for a in argv]
+    child: Child | None = None
+    watchdog: threading.Timer | None = None
     try:
-        child = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            **identity_args(as_user),
-        )
-    except OSError as exc:
-        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
-    assert child.stdin is not None and child.stdout is not None  # noqa: S101 - both are pipes
-    watchdog = threading.Timer(timeout, child.kill)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
+        with signalhold.held():
+            child = _popen(
+                args, cwd, env, as_user, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+            watchdog = threading.Timer(timeout, child.kill)
+            watchdog.daemon = True
+            watchdog.start()
+        assert child.stdin is not None and child.stdout is not None  # noqa: S101 - both are pipes
         yield child.stdin, child.stdout
     finally:
+        with signalhold.held():
+            if child is not None:
+                _end_conversation(child)
+            if watchdog is not None:
+                watchdog.cancel()
+
+
+def _end_conversation(child: Child) -> None:
+    """Close both pipes (a child still writing gets SIGPIPE) and reap the child."""
+    if child.stdin is not None:
         with contextlib.suppress(BrokenPipeError):
             child.stdin.close()
-        child.stdout.close()  # a child still writing gets SIGPIPE
-        child.wait()
-        watchdog.cancel()
+    if child.stdout is not None:
+        child.stdout.close()
+    child.wait()
 
 
 @contextlib.contextmanager
@@ -143,7 +157,7 @@ def spawn(
     *,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
-    stop_timeout: float = 5.0,
+    stop_timeout: float = STOP_TIMEOUT,
     as_user: Identity | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` as a child and yield it; on leaving, stop and reap it.
@@ -152,27 +166,20 @@ def spawn(
     ``child.stdout``, to read while it runs. It leads a new process group
     (session): leaving the block, normally or by an exception, sends SIGTERM
     to the whole group, waits up to ``stop_timeout`` seconds, then SIGKILLs
-    the group and reaps the child, so nothing it started outlives the block.
+    the group and reaps the child, so nothing it started outlives the block,
+    even when a signal lands while it starts or stops (``host.signalhold``).
     Raises ``CommandError`` (127) if the program cannot be started.
     """
     args = [str(a) for a in argv]
+    child: Child | None = None
     try:
-        child = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-            **identity_args(as_user),
-        )
-    except OSError as exc:
-        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
-    try:
+        with signalhold.held():  # started and owned in one step: see the module docstring
+            child = _popen(args, cwd, env, as_user, stderr=subprocess.STDOUT, session=True)
         yield child
     finally:
-        _stop_group(child, stop_timeout)
+        with signalhold.held():  # a signal now cannot cut the stop short
+            if child is not None:
+                _stop_group(child, stop_timeout)
 
 
 def start(
@@ -187,23 +194,22 @@ def start(
 
     The child reads /dev/null and writes its stdout and stderr to the file
     descriptor ``output`` (a log file opened for appending, say). The caller
-    must reap it (``wait``/``poll``) and end it with ``stop``. Raises
-    ``CommandError`` (127) if the program cannot be started.
+    must reap it (``wait``/``poll``) and end it with ``stop``. A signal whose
+    handler raises, caught while it starts, stops it again before the
+    exception leaves here, so it is returned or gone. Raises ``CommandError``
+    (127) if the program cannot be started.
     """
     args = [str(a) for a in argv]
+    child: Child | None = None
     try:
-        return subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-            **identity_args(as_user),
-        )
-    except OSError as exc:
-        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
+        with signalhold.held():
+            child = _popen(args, cwd, env, as_user, stdout=output, stderr=output, session=True)
+    except BaseException:
+        if child is not None:
+            with signalhold.held():
+                _stop_group(child, STOP_TIMEOUT)
+        raise
+    return child
 
 
 def wait(child: Child, timeout: float | None = None) -> int | None:
@@ -214,13 +220,14 @@ def wait(child: Child, timeout: float | None = None) -> int | None:
         return None
 
 
-def stop(child: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+def stop(child: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     """End a child from ``start`` or ``spawn`` and its process group; reap it.
 
     SIGTERM to the group, SIGKILL after ``timeout`` seconds. Harmless if the
     child has already ended.
     """
-    _stop_group(child, timeout)
+    with signalhold.held():
+        _stop_group(child, timeout)
 
 
 def _stop_group(child: subprocess.Popen[bytes], timeout: float) -> None:
@@ -238,6 +245,33 @@ def _stop_group(child: subprocess.Popen[bytes], timeout: float) -> None:
     _signal_group(child.pid, signal.SIGKILL)
     if child.stdout is not None:
         child.stdout.close()
+
+
+def _popen(
+    args: list[str],
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+    as_user: Identity | None,
+    *,
+    stdin: int = subprocess.DEVNULL,
+    stdout: int = subprocess.PIPE,
+    stderr: int,
+    session: bool = False,
+) -> Child:
+    """``subprocess.Popen`` with these streams; ``CommandError`` (127) if it cannot start."""
+    try:
+        return subprocess.Popen(
+            args,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=session,
+            **identity_args(as_user),
+        )
+    except OSError as exc:
+        raise CommandError(args, 127, "", str(exc), f"is {args[0]} installed?") from exc
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

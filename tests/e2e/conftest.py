@@ -57,7 +57,7 @@ CLIENT_HELO = "client.example.test"
 CHASQUID = "/usr/bin/chasquid"
 CHASQUID_UTIL = "/usr/bin/chasquid-util"
 SWAKS = "/usr/bin/swaks"
-START_TIMEOUT = 10.0
+START_TIMEOUT = 60.0  # seconds: only bounds a server that never starts
 STOP_TIMEOUT = 10.0
 LISTEN_MARK = "Server listening on "
 

@@ -5,7 +5,9 @@ loopback address (127.0.0.2, ...) with a throwaway host key, a directory the
 deploy installs below (``--root``) and a fake ``systemctl`` (support.fakesystemctl)
 that runs the installed unit's ExecStart in the host's own network namespace.
 The deployer logs in as root with a throwaway client key; the pusher deploy
-creates is a real system user (``gitops-deploy-pusher``), removed at the end.
+creates is a real system user (``gitops-deploy-pusher-`` and a token of this
+test run), removed at the end: runs side by side on one machine (several
+checkouts) never remove or re-key each other's.
 
 ``World.conf_repo()`` makes the conf repo to deploy: chasquid on loopback
 ports, one user, aliases, a certificate from the session CA. Every path it
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -34,7 +37,7 @@ from support.sshd import ClientKeys, Sshd, keygen
 from support.wait import poll
 
 GITOPS_MAIL = [sys.executable, "-m", "gitops_mail"]
-PUSHER = "gitops-deploy-pusher"
+PUSHER = f"gitops-deploy-pusher-{secrets.token_hex(3)}"  # a system user: this run's own
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
 ALIASES = f"chasquid/domains/{DOMAIN}/aliases"

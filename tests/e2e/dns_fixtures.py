@@ -49,7 +49,7 @@ NSD = "/usr/sbin/nsd"
 NSD_CONTROL = "/usr/sbin/nsd-control"
 NS_LABEL = "ns-gitops-test"
 PATTERN = "gitops-test"
-START_TIMEOUT = 10.0
+START_TIMEOUT = 60.0  # seconds: only bounds a server that never starts
 STEADY = 20  # answers in a row that make a reload done (see DnsServer._steady)
 TTL = 300
 

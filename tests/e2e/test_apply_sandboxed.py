@@ -68,7 +68,6 @@ def test_a_failed_revision_is_restored_inside_the_one_writable_mount(
 ) -> None:
     box = sandbox
     before = box.tree()
-    box.write_host(probe_deadline=1)
     with socket.socket() as held:  # chasquid cannot listen where this socket is bound
         held.bind(("127.0.0.1", 0))
         port = held.getsockname()[1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -299,7 +300,7 @@ def test_accept_new_host_key_trusts_a_new_host_once_and_keeps_known_hosts(
     assert known.read_text() == before + line  # git's OpenSSH push then found it there
 
 
-ADMIN = "gitops-deploy-admin"
+ADMIN = f"gitops-deploy-admin-{secrets.token_hex(3)}"  # a real user: this run's own
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def _no_process_left(tmp_path: Path):
         return not left
 
     try:
-        poll(none_left, 5, "no process left")
+        poll(none_left, 60, "no process left")  # done at the reaping; 60 s only bounds a leak
     except AssertionError:
         assert left == []
 
@@ -397,9 +397,10 @@ def test_never_finishes_starting(config: ConfigDir) -> None:
     fullchain.unlink()
     os.mkfifo(fullchain)
     result = preflight(config.path, timeout=0.5)
+    # However far chasquid got (a slow machine: not even its first line), it never
+    # listens: the verdict and the cleanup do not depend on speed.
     failed(result, "chasquid did not finish starting within 0.5 s")
-    assert "Loading certificates" in result.log
-    assert not data_dir_used(result).exists()
+    assert list(config.path.parent.glob("preflight-*")) == []
 
 
 def test_fake_binary_that_never_listens(tmp_path: Path, config: ConfigDir) -> None:
@@ -408,12 +409,14 @@ def test_fake_binary_that_never_listens(tmp_path: Path, config: ConfigDir) -> No
     fake = write_script(tmp_path / "fake-chasquid", f"#!/bin/sh\necho starting >&2\n{sleeper} 60\n")
     result = preflight(config.path, binary=fake, timeout=0.2)
     failed(result, "chasquid did not finish starting within 0.2 s")
-    assert result.log == "starting\n"
+    assert "starting\n".startswith(result.log)  # what it wrote in time: all, some or none
 
 
 def test_fake_binary_that_exits(tmp_path: Path, config: ConfigDir) -> None:
     fake = write_script(tmp_path / "fake-chasquid", "#!/bin/sh\necho 'no luck' >&2\nexit 3\n")
-    failed(preflight(config.path, binary=fake), "chasquid exited with code 3 while starting")
+    result = preflight(config.path, binary=fake)
+    failed(result, "chasquid exited with code 3 while starting")
+    assert result.log == "no luck\n"  # its output up to its end, whatever the machine's speed
 
 
 def test_fake_binary_killed_by_a_signal(tmp_path: Path, config: ConfigDir) -> None:

@@ -1,4 +1,5 @@
-"""A probe's wait for a server that does not answer ends when its caller cancels it.
+"""A probe's wait for a server that does not answer ends when its caller cancels it,
+or when its caller says the server is gone (chasquid exited after its restart).
 
 Real sockets on loopback: a port bound but not listening refuses connections,
 so the probe retries until its deadline unless ``cancelled()`` says otherwise.
@@ -63,3 +64,24 @@ def test_without_a_cancel_the_wait_lasts_until_the_deadline() -> None:
     assert (result.ok, result.cancelled) == (False, False)
     assert result.checks[0].name == "smtp.connect"
     assert result.checks[0].detail.startswith(f"no answer from 127.0.0.1:{port} within 0.3 s (")
+
+
+def test_a_server_gone_ends_the_wait_at_once_as_a_verdict() -> None:
+    asked: list[int] = []
+
+    def gone() -> str:
+        asked.append(1)
+        return "chasquid is not running" if len(asked) >= 2 else ""
+
+    with socket.socket() as sock:
+        spec, port = refusing_spec(sock)
+
+        result = probe(spec, deadline=NEVER, gone=gone)
+
+    detail = f"127.0.0.1:{port} did not answer ([Errno 111] Connection refused); "
+    assert (result.ok, result.cancelled) == (False, False)  # a verdict on the server
+    assert result.checks == (
+        Check("smtp.connect", False, detail + "chasquid is not running"),
+        Check("submission.connect", False, detail + "chasquid is not running"),
+    )
+    assert len(asked) in (2, 3)  # once it has said so, it is not asked again

@@ -75,7 +75,7 @@ def _holder(state: dict[str, object]) -> int:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # only bounds a namespace that never comes up
     while Path(f"/proc/{child.pid}/comm").read_text().strip() != "sleep":
         if time.monotonic() > deadline:
             raise SystemExit("the host's network namespace did not come up")

@@ -9,7 +9,11 @@ tried again (20 ms doubling to 200 ms) until the deadline; a wrong answer fails
 at once. The three endpoints are probed in parallel. Never DATA: RSET and QUIT.
 A caller that no longer needs the answer (a newer revision is waiting) passes
 ``cancelled``: it is asked before each wait between attempts, and once it says
-yes no endpoint waits again (the result says ``cancelled``).
+yes no endpoint waits again (the result says ``cancelled``). A caller that
+can tell the server will not answer any more (chasquid exited after its
+restart) passes ``gone``, asked likewise: once it names a reason, no endpoint
+waits again and each that did not answer fails with that reason, at once
+rather than at the deadline.
 
 chasquid 1.11 facts this relies on (``internal/smtpsrv/conn.go``): inside TLS it
 names itself after the client's SNI, so the hostname is checked on the plain
@@ -48,11 +52,16 @@ _Reply = tuple[int, str]
 
 
 def probe(
-    spec: ProbeSpec, *, deadline: float = 10.0, cancelled: Callable[[], bool] | None = None
+    spec: ProbeSpec,
+    *,
+    deadline: float = 10.0,
+    cancelled: Callable[[], bool] | None = None,
+    gone: Callable[[], str] | None = None,
 ) -> ProbeResult:
     """Run every check of ``spec`` against the live server within ``deadline`` seconds;
-    stop waiting for an endpoint that does not answer once ``cancelled()`` is true."""
-    run = _Run(spec, deadline, cancelled or _never)
+    stop waiting for an endpoint that does not answer once ``cancelled()`` is true,
+    or once ``gone()`` says why the server cannot answer any more ("": it may)."""
+    run = _Run(spec, deadline, cancelled or _never, gone or _present)
     roles: list[tuple[str, Endpoint | None, _Body]] = [
         ("smtp", spec.smtp, _smtp),
         ("submission", spec.submission, _submission),
@@ -72,6 +81,10 @@ def _never() -> bool:
     return False
 
 
+def _present() -> str:
+    return ""
+
+
 # --- one probe run -----------------------------------------------------------------
 
 
@@ -88,8 +101,10 @@ class _Run:
     spec: ProbeSpec
     seconds: float
     cancelled: Callable[[], bool]
+    gone: Callable[[], str]
     start: float = field(default_factory=time.monotonic)
     stopped: threading.Event = field(default_factory=threading.Event)
+    why_gone: list[str] = field(default_factory=list)  # gone()'s reason, once it gave one
     tls: ssl.SSLContext = field(default_factory=lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
     def __post_init__(self) -> None:
@@ -104,6 +119,12 @@ class _Run:
         if not self.stopped.is_set() and self.cancelled():
             self.stopped.set()
         return self.stopped.is_set()
+
+    def server_gone(self) -> str:
+        """Why the server will not answer any more; "" while it may."""
+        if not self.why_gone and (why := self.gone()):
+            self.why_gone.append(why)
+        return self.why_gone[0] if self.why_gone else ""
 
     def step(self) -> float:
         """The timeout for one network step; _DeadlinePassed once the deadline has passed."""
@@ -131,6 +152,8 @@ def _attempts(run: _Run, role: str, ep: Endpoint, body: _Body) -> list[Check]:
             if run.stop_waiting():
                 detail = f"{ep} did not answer ({last}); the wait was cancelled"
                 return [Check(f"{role}.connect", False, detail)]
+            if why := run.server_gone():
+                return [Check(f"{role}.connect", False, f"{ep} did not answer ({last}); {why}")]
             time.sleep(max(0.0, min(wait, run.left())))
             wait = min(wait * 2, MAX_WAIT)
             continue
