@@ -103,7 +103,9 @@ def _status_lines(
     if failed is not None and tip is not None:
         what = "failed" if failed.result == "failed" else "is invalid"
         why = one_line(failed.reason or "no reason recorded", tip)
-        lines.append(f"tip:      {tip[:7]} {what}: {why}; live is {_short(record.applied)}")
+        said = f"revision {tip[:7]} "  # most reasons name the revision first: say it once
+        told = why.removeprefix(said) if why.startswith(said) else f"{what}: {why}"
+        lines.append(f"tip:      {tip[:7]} {told}; live is {_short(record.applied)}")
         lines.append(
             f"live:     {_short(record.applied)} (the tip is not tried again until a new "
             "commit, a certificate renewal or `gitops-mail reconcile-now`)"

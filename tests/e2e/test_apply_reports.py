@@ -49,7 +49,7 @@ def test_status_names_a_failed_tip_and_exits_3(sandbox: Sandbox) -> None:
     lines = done.out.splitlines()
     [tip_line] = [line for line in lines if line.startswith("tip:")]
     assert tip_line.startswith(
-        f"tip:      {bad[:7]} is invalid: revision {bad[:7]} is invalid (8 errors); "
+        f"tip:      {bad[:7]} is invalid (8 errors); "
         "nothing was changed: chasquid/domains/example.test/aliases:"
     )
     assert tip_line.endswith(
