@@ -187,7 +187,7 @@ def test_a_revision_that_makes_chasquid_exit_at_start_is_rolled_back(sandbox: Sa
         assert done.err.endswith(f"after its restart. {RESTORED}\n" + AFTER_HINT), done.err
         last = box.history()[0]
         assert last["reason"].startswith(f"chasquid logged: {words}; probe failed: ")
-        assert last["reason"].endswith("Connection refused; " + RESTORED_REASON)  # whole
+        assert last["reason"].endswith("exited after its restart; " + RESTORED_REASON)  # whole
         box.assert_untouched(before, "failed", last["reason"])
         assert box.status()["chasquid_running"] is True
 

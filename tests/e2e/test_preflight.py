@@ -358,8 +358,14 @@ def test_binds_only_loopback(tmp_path: Path, config: ConfigDir) -> None:
 WRAPPER = """#!{0}
 import os, subprocess, sys
 
+def link(path):
+    try:
+        return os.readlink(path)
+    except FileNotFoundError:  # an fd closed between listdir and readlink (Go's runtime)
+        return None
+
 def listening(pid):
-    inodes = {{os.readlink(f"/proc/{{pid}}/fd/{{fd}}") for fd in os.listdir(f"/proc/{{pid}}/fd")}}
+    inodes = {{link(f"/proc/{{pid}}/fd/{{fd}}") for fd in os.listdir(f"/proc/{{pid}}/fd")}}
     found = []
     for table in ("tcp", "tcp6"):
         for row in open(f"/proc/{{pid}}/net/{{table}}").read().splitlines()[1:]:
