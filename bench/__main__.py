@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 if key in row:
                     phases = ", ".join(f"{k} {v:.0f}" for k, v in row[key].items())
                     print(f"{'':6}   {label} (ms, median): {phases}")
+            if "cpu" in row:
+                print(f"{'':6}   CPU: {row['cpu']}")
     return 0
 
 

@@ -99,18 +99,55 @@ def _fresh(hosts: list[Any]) -> None:
 
 
 def _time(
-    world: Any, hosts: list[Any], conf: Path, steps: list[dict[str, float]] | None = None
+    world: Any,
+    hosts: list[Any],
+    conf: Path,
+    steps: list[dict[str, float]] | None = None,
+    cpu: list[tuple[float, float, float]] | None = None,
 ) -> float:
-    """Wall time of one deploy process; each step's seconds (first host) into ``steps``."""
+    """Wall time of one deploy process; each step's seconds (first host) into ``steps``;
+    CPU seconds into ``cpu``: the deploy process with its children, the hosts' sshd
+    with what their sessions ran (not the services they started detached), the machine."""
     argv = world.argv(*(h.spec for h in hosts), conf=conf)
+    busy, remote = _busy_seconds(), _sshd_seconds(hosts)
     start = time.perf_counter()
-    done = subprocess.run(argv, env=world.env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, env=world.env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if cpu is not None:
+        here = usage.ru_utime + usage.ru_stime
+        cpu.append((here, _sshd_seconds(hosts) - remote, _busy_seconds() - busy))
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"deploy exited {os.waitstatus_to_exitcode(status)}:\n{text}")
     if steps is not None:
-        steps.append(_step_seconds(done.stdout, hosts[0].sshd.address))
+        steps.append(_step_seconds(text, hosts[0].sshd.address))
     return seconds
+
+
+def _busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (every core, not idle nor iowait) since boot."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _sshd_seconds(hosts: list[Any]) -> float:
+    """CPU seconds of the hosts' sshd and of every session process it has reaped."""
+    total = 0
+    for host in hosts:
+        stat = Path(f"/proc/{host.sshd.process.pid}/stat").read_text()
+        total += sum(int(f) for f in stat[stat.rindex(")") + 2 :].split()[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_summary(samples: list[tuple[float, float, float]]) -> str:
+    here, remote, machine = (statistics.median(s[i] for s in samples) for i in range(3))
+    return (
+        f"deploy process {here:.1f} s, hosts' sshd sessions {remote:.1f} s, "
+        f"whole machine {machine:.1f} s (medians)"
+    )
 
 
 def _step_seconds(out: str, address: str) -> dict[str, float]:
@@ -169,11 +206,13 @@ def _rows(world: Any, runs: int) -> list[dict[str, object]]:
     first_one, first_three, again_one, again_three = [], [], [], []
     steps_one: list[dict[str, float]] = []
     steps_three: list[dict[str, float]] = []
+    cpu_one: list[tuple[float, float, float]] = []
+    cpu_three: list[tuple[float, float, float]] = []
     for _ in range(FIRST_RUNS):
         _fresh(hosts)
-        first_one.append(_time(world, one, conf, steps_one))
+        first_one.append(_time(world, one, conf, steps_one, cpu_one))
         _fresh(hosts)
-        first_three.append(_time(world, hosts, conf, steps_three))
+        first_three.append(_time(world, hosts, conf, steps_three, cpu_three))
     for _ in range(runs):
         again_one.append(_time(world, one, conf))
         again_three.append(_time(world, hosts, conf))
@@ -183,10 +222,12 @@ def _rows(world: Any, runs: int) -> list[dict[str, object]]:
         {
             **ms_row("first deploy, 1 host (wheelhouse cached)", "-", first_one),
             "phases_ms": _median_steps(steps_one),
+            "cpu": _cpu_summary(cpu_one),
         },
         {
             **ms_row("first deploy, 3 hosts in parallel", "<= 1.5 x 1 host", first_three),
             "phases_ms": _median_steps(steps_three),
+            "cpu": _cpu_summary(cpu_three),
         },
         {
             "what": "3 hosts in parallel / 1 host, first deploy",
